@@ -1,0 +1,467 @@
+//! The on-disk format: pure encode and decode, no IO. `docs/format.md` describes it byte by
+//! byte; this file is the reference.
+//!
+//! A segment is a sequence of blocks. A block starts at a sector boundary, is a whole number of
+//! sectors long (at most `Config::block_size_bytes`), and begins with a 128-byte header. The
+//! body after the header holds frames: a 4-byte frame header (fragment kind and length) and the
+//! fragment's bytes. A record that does not fit in the rest of a block continues in the next
+//! block as further fragments. Everything is little-endian.
+
+/// The format this build reads and writes.
+pub const FORMAT_VERSION: u16 = 1;
+/// Marks a block header: "BLST".
+pub const BLOCK_MAGIC: u32 = u32::from_le_bytes(*b"BLST");
+/// Marks the log's metadata.
+pub const METADATA_MAGIC: [u8; 8] = *b"BALLAST\0";
+/// Size of a block header.
+pub const BLOCK_HEADER_SIZE_BYTES: usize = 128;
+/// Size of a frame header.
+pub const FRAME_HEADER_SIZE_BYTES: usize = 4;
+/// Size of the metadata that is checksummed (the rest of its sector is zero).
+pub const METADATA_SIZE_BYTES: usize = 64;
+/// A fragment's length is stored in 30 bits.
+pub const FRAGMENT_SIZE_BYTES_MAX: u32 = (1 << 30) - 1;
+/// Block header flag: the body begins with the continuation of a record from the previous
+/// block (a `Middle` or `Last` fragment).
+pub const FLAG_CONTINUES: u16 = 1;
+
+const _: () = assert!(BLOCK_HEADER_SIZE_BYTES % 8 == 0);
+const _: () = assert!(METADATA_SIZE_BYTES <= 512);
+const _: () = assert!(BLOCK_HEADER_SIZE_BYTES + FRAME_HEADER_SIZE_BYTES < 512);
+
+/// The CRC32C used everywhere in the format.
+pub fn checksum(bytes: &[u8]) -> u32 {
+    crc32c::crc32c(bytes)
+}
+
+/// A block header, decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockHeader {
+    /// CRC32C of header bytes `[4, 128)`.
+    pub checksum_header: u32,
+    /// CRC32C of the body's `body_size_bytes`.
+    pub checksum_body: u32,
+    /// `checksum_header` of the block before this one in the log (0 for the log's first).
+    pub checksum_previous: u32,
+    /// `FLAG_CONTINUES` or zero.
+    pub flags: u16,
+    /// How many times the log had been opened when this block was written.
+    pub epoch: u32,
+    /// The segment this block belongs to (its first LSN).
+    pub segment: u64,
+    /// The LSN of the record the body's first fragment belongs to.
+    pub lsn_first: u64,
+    /// Every record below this LSN was durable when the block was sealed.
+    pub lsn_durable: u64,
+    /// Where this block starts in its segment.
+    pub offset_bytes: u32,
+    /// The block's length on disk, header and padding included; whole sectors.
+    pub size_bytes: u32,
+    /// Bytes of frames in the body.
+    pub body_size_bytes: u32,
+    /// Frames in the body.
+    pub fragment_count: u32,
+    /// The sector size the log was made with.
+    pub sector_size_bytes: u32,
+    /// The largest block the log was made with.
+    pub block_size_bytes: u32,
+    /// The segment size the log was made with.
+    pub segment_size_bytes: u64,
+}
+
+/// What the first bytes of a sector hold, as far as the header alone can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderRead {
+    /// All zero: nothing was ever written here.
+    Zero,
+    /// Something that is not a valid block header.
+    Invalid,
+    /// A header whose magic and checksum are right.
+    Valid(BlockHeader),
+}
+
+fn put_u16(bytes: &mut [u8], offset: usize, value: u16) {
+    bytes[offset..offset + 2].copy_from_slice(&value.to_le_bytes());
+}
+fn put_u32(bytes: &mut [u8], offset: usize, value: u32) {
+    bytes[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+}
+fn put_u64(bytes: &mut [u8], offset: usize, value: u64) {
+    bytes[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
+}
+fn get_u16(bytes: &[u8], offset: usize) -> u16 {
+    u16::from_le_bytes(bytes[offset..offset + 2].try_into().expect("2 bytes"))
+}
+fn get_u32(bytes: &[u8], offset: usize) -> u32 {
+    u32::from_le_bytes(bytes[offset..offset + 4].try_into().expect("4 bytes"))
+}
+fn get_u64(bytes: &[u8], offset: usize) -> u64 {
+    u64::from_le_bytes(bytes[offset..offset + 8].try_into().expect("8 bytes"))
+}
+
+impl BlockHeader {
+    /// Writes the header into `bytes[..128]`, computing `checksum_header` (the other checksums
+    /// must already be set). Returns the header checksum.
+    pub fn encode(&mut self, bytes: &mut [u8]) -> u32 {
+        assert!(bytes.len() >= BLOCK_HEADER_SIZE_BYTES);
+        assert!(self.size_bytes as usize >= BLOCK_HEADER_SIZE_BYTES);
+        assert!(
+            self.body_size_bytes as usize <= self.size_bytes as usize - BLOCK_HEADER_SIZE_BYTES
+        );
+        let header = &mut bytes[..BLOCK_HEADER_SIZE_BYTES];
+        put_u32(header, 4, self.checksum_body);
+        put_u32(header, 8, self.checksum_previous);
+        put_u32(header, 12, BLOCK_MAGIC);
+        put_u16(header, 16, FORMAT_VERSION);
+        put_u16(header, 18, self.flags);
+        put_u32(header, 20, self.epoch);
+        put_u64(header, 24, self.segment);
+        put_u64(header, 32, self.lsn_first);
+        put_u64(header, 40, self.lsn_durable);
+        put_u32(header, 48, self.offset_bytes);
+        put_u32(header, 52, self.size_bytes);
+        put_u32(header, 56, self.body_size_bytes);
+        put_u32(header, 60, self.fragment_count);
+        put_u32(header, 64, self.sector_size_bytes);
+        put_u32(header, 68, self.block_size_bytes);
+        put_u64(header, 72, self.segment_size_bytes);
+        header[80..].fill(0);
+        self.checksum_header = checksum(&header[4..]);
+        put_u32(header, 0, self.checksum_header);
+        self.checksum_header
+    }
+
+    /// Reads a header from `bytes[..128]`, checking its magic, version and checksum only.
+    pub fn decode(bytes: &[u8]) -> HeaderRead {
+        assert!(bytes.len() >= BLOCK_HEADER_SIZE_BYTES);
+        let header = &bytes[..BLOCK_HEADER_SIZE_BYTES];
+        if header.iter().all(|&byte| byte == 0) {
+            return HeaderRead::Zero;
+        }
+        if get_u32(header, 12) != BLOCK_MAGIC || get_u32(header, 0) != checksum(&header[4..]) {
+            return HeaderRead::Invalid;
+        }
+        if get_u16(header, 16) != FORMAT_VERSION || header[80..].iter().any(|&byte| byte != 0) {
+            return HeaderRead::Invalid;
+        }
+        HeaderRead::Valid(BlockHeader {
+            checksum_header: get_u32(header, 0),
+            checksum_body: get_u32(header, 4),
+            checksum_previous: get_u32(header, 8),
+            flags: get_u16(header, 18),
+            epoch: get_u32(header, 20),
+            segment: get_u64(header, 24),
+            lsn_first: get_u64(header, 32),
+            lsn_durable: get_u64(header, 40),
+            offset_bytes: get_u32(header, 48),
+            size_bytes: get_u32(header, 52),
+            body_size_bytes: get_u32(header, 56),
+            fragment_count: get_u32(header, 60),
+            sector_size_bytes: get_u32(header, 64),
+            block_size_bytes: get_u32(header, 68),
+            segment_size_bytes: get_u64(header, 72),
+        })
+    }
+
+    /// Whether the body begins with the continuation of a record.
+    pub fn continues(&self) -> bool {
+        self.flags & FLAG_CONTINUES != 0
+    }
+
+    /// Whether the sizes are possible for a block at this place, under these limits.
+    pub fn sizes_valid(&self, sector_size_bytes: u32, block_size_bytes: u32) -> bool {
+        let header = BLOCK_HEADER_SIZE_BYTES as u64;
+        let frames_min = u64::from(self.fragment_count) * FRAME_HEADER_SIZE_BYTES as u64;
+        self.flags & !FLAG_CONTINUES == 0
+            && self.size_bytes >= sector_size_bytes
+            && self.size_bytes % sector_size_bytes == 0
+            && self.size_bytes <= block_size_bytes
+            && self.offset_bytes % sector_size_bytes == 0
+            && u64::from(self.body_size_bytes) + header <= u64::from(self.size_bytes)
+            && frames_min <= u64::from(self.body_size_bytes)
+            && self
+                .lsn_first
+                .checked_add(u64::from(self.fragment_count))
+                .is_some()
+    }
+}
+
+/// The kind of a fragment: a whole record, or a piece of one that spans blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FragmentKind {
+    /// A whole record.
+    Full = 0,
+    /// The first piece of a record that continues in the next block.
+    First = 1,
+    /// A piece that is neither first nor last.
+    Middle = 2,
+    /// The last piece.
+    Last = 3,
+}
+
+/// Encodes a frame header.
+pub fn frame_encode(bytes: &mut [u8], kind: FragmentKind, size_bytes: u32) {
+    assert!(size_bytes <= FRAGMENT_SIZE_BYTES_MAX);
+    put_u32(bytes, 0, (kind as u32) << 30 | size_bytes);
+}
+
+/// Decodes a frame header.
+pub fn frame_decode(bytes: &[u8]) -> (FragmentKind, u32) {
+    let value = get_u32(bytes, 0);
+    let kind = match value >> 30 {
+        0 => FragmentKind::Full,
+        1 => FragmentKind::First,
+        2 => FragmentKind::Middle,
+        _ => FragmentKind::Last,
+    };
+    (kind, value & FRAGMENT_SIZE_BYTES_MAX)
+}
+
+/// What a well-framed body holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodySummary {
+    /// Records whose last fragment is in this block (`Full` and `Last` frames).
+    pub records_completed: u64,
+    /// Whether the body ends inside a record (a `First` or `Middle` frame last).
+    pub ends_open: bool,
+}
+
+/// Checks that `body` holds exactly `fragment_count` frames that fit together: a
+/// continuation only at the start and only when `continues`, an open record only at the end.
+/// Returns `None` if it does not.
+pub fn body_check(body: &[u8], fragment_count: u32, continues: bool) -> Option<BodySummary> {
+    let mut offset = 0usize;
+    let mut summary = BodySummary {
+        records_completed: 0,
+        ends_open: false,
+    };
+    for index in 0..fragment_count {
+        if summary.ends_open || offset + FRAME_HEADER_SIZE_BYTES > body.len() {
+            return None;
+        }
+        let (kind, size) = frame_decode(&body[offset..]);
+        offset += FRAME_HEADER_SIZE_BYTES;
+        let first = index == 0;
+        let continuing = matches!(kind, FragmentKind::Middle | FragmentKind::Last);
+        if continuing != (first && continues) {
+            return None;
+        }
+        if size as usize > body.len() - offset {
+            return None;
+        }
+        offset += size as usize;
+        match kind {
+            FragmentKind::Full | FragmentKind::Last => summary.records_completed += 1,
+            FragmentKind::First | FragmentKind::Middle => summary.ends_open = true,
+        }
+    }
+    if offset != body.len() {
+        return None;
+    }
+    Some(summary)
+}
+
+/// Bytes of record payload that still fit in a segment, for one record whose first fragment
+/// goes into the open block at `block_offset_bytes`, already filled to `block_fill_bytes`
+/// (its header included). Each further block costs a header and a frame header.
+pub fn segment_capacity_bytes(
+    segment_size_bytes: u64,
+    block_size_bytes: u32,
+    block_offset_bytes: u64,
+    block_fill_bytes: u32,
+) -> u64 {
+    assert!(block_offset_bytes <= segment_size_bytes);
+    let block = u64::from(block_size_bytes);
+    let overhead = (BLOCK_HEADER_SIZE_BYTES + FRAME_HEADER_SIZE_BYTES) as u64;
+    let block_size = block.min(segment_size_bytes - block_offset_bytes);
+    let free = block_size.saturating_sub(u64::from(block_fill_bytes));
+    let current = free.saturating_sub(FRAME_HEADER_SIZE_BYTES as u64);
+    let later = segment_size_bytes - block_offset_bytes - block_size;
+    let later_full = (later / block) * (block - overhead);
+    let later_tail = (later % block).saturating_sub(overhead);
+    current + later_full + later_tail
+}
+
+/// The log's metadata: written once when the log is formatted, never rewritten.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Metadata {
+    /// The format version.
+    pub format_version: u16,
+    /// `Config::sector_size_bytes` at format time.
+    pub sector_size_bytes: u32,
+    /// `Config::block_size_bytes` at format time.
+    pub block_size_bytes: u32,
+    /// `Config::segment_size_bytes` at format time.
+    pub segment_size_bytes: u64,
+}
+
+/// Why metadata bytes are refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetadataFault {
+    /// Not Ballast's magic: a foreign file.
+    Magic,
+    /// The checksum does not match.
+    Checksum,
+    /// Bytes that must be zero are not.
+    Reserved,
+}
+
+impl Metadata {
+    /// Writes the metadata into `bytes` (at least `METADATA_SIZE_BYTES`; the rest zeroed).
+    pub fn encode(&self, bytes: &mut [u8]) {
+        assert!(bytes.len() >= METADATA_SIZE_BYTES);
+        bytes.fill(0);
+        put_u16(bytes, 4, self.format_version);
+        bytes[8..16].copy_from_slice(&METADATA_MAGIC);
+        put_u32(bytes, 16, self.sector_size_bytes);
+        put_u32(bytes, 20, self.block_size_bytes);
+        put_u64(bytes, 24, self.segment_size_bytes);
+        let sum = checksum(&bytes[4..METADATA_SIZE_BYTES]);
+        put_u32(bytes, 0, sum);
+    }
+
+    /// Reads metadata; the version is returned as found, for the caller to judge.
+    pub fn decode(bytes: &[u8]) -> Result<Metadata, MetadataFault> {
+        if bytes.len() < METADATA_SIZE_BYTES || bytes[8..16] != METADATA_MAGIC {
+            return Err(MetadataFault::Magic);
+        }
+        if get_u32(bytes, 0) != checksum(&bytes[4..METADATA_SIZE_BYTES]) {
+            return Err(MetadataFault::Checksum);
+        }
+        if get_u16(bytes, 6) != 0 || bytes[32..].iter().any(|&byte| byte != 0) {
+            return Err(MetadataFault::Reserved);
+        }
+        Ok(Metadata {
+            format_version: get_u16(bytes, 4),
+            sector_size_bytes: get_u32(bytes, 16),
+            block_size_bytes: get_u32(bytes, 20),
+            segment_size_bytes: get_u64(bytes, 24),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_sample() -> BlockHeader {
+        BlockHeader {
+            checksum_body: 0xDEAD_BEEF,
+            checksum_previous: 7,
+            flags: FLAG_CONTINUES,
+            epoch: 3,
+            segment: 1000,
+            lsn_first: 1234,
+            lsn_durable: 1200,
+            offset_bytes: 8192,
+            size_bytes: 4096,
+            body_size_bytes: 100,
+            fragment_count: 2,
+            sector_size_bytes: 4096,
+            block_size_bytes: 65536,
+            segment_size_bytes: 1 << 26,
+            ..BlockHeader::default()
+        }
+    }
+
+    #[test]
+    fn header_round_trip_and_every_bit_flip_detected() {
+        let mut header = header_sample();
+        let mut bytes = [0u8; BLOCK_HEADER_SIZE_BYTES];
+        let sum = header.encode(&mut bytes);
+        assert_eq!(BlockHeader::decode(&bytes), HeaderRead::Valid(header));
+        assert_eq!(header.checksum_header, sum);
+        for bit in 0..BLOCK_HEADER_SIZE_BYTES * 8 {
+            let mut flipped = bytes;
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(
+                BlockHeader::decode(&flipped),
+                HeaderRead::Invalid,
+                "bit {bit}"
+            );
+        }
+        assert_eq!(BlockHeader::decode(&[0; 128]), HeaderRead::Zero);
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let kinds = [
+            FragmentKind::Full,
+            FragmentKind::First,
+            FragmentKind::Middle,
+            FragmentKind::Last,
+        ];
+        for kind in kinds {
+            for size in [0, 1, 4096, FRAGMENT_SIZE_BYTES_MAX] {
+                let mut bytes = [0u8; 4];
+                frame_encode(&mut bytes, kind, size);
+                assert_eq!(frame_decode(&bytes), (kind, size));
+            }
+        }
+    }
+
+    fn body(frames: &[(FragmentKind, usize)]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for &(kind, size) in frames {
+            let mut frame = [0u8; 4];
+            frame_encode(&mut frame, kind, size as u32);
+            bytes.extend_from_slice(&frame);
+            bytes.extend(std::iter::repeat_n(0xAB, size));
+        }
+        bytes
+    }
+
+    #[test]
+    fn body_check_accepts_only_well_formed_sequences() {
+        use FragmentKind::*;
+        let good = body(&[(Last, 3), (Full, 0), (Full, 5), (First, 2)]);
+        assert_eq!(
+            body_check(&good, 4, true),
+            Some(BodySummary {
+                records_completed: 3,
+                ends_open: true
+            })
+        );
+        assert_eq!(
+            body_check(&good, 4, false),
+            None,
+            "continuation not flagged"
+        );
+        assert_eq!(body_check(&good, 3, true), None, "trailing bytes");
+        assert_eq!(body_check(&good, 5, true), None, "too few frames");
+        let middle_inside = body(&[(Full, 1), (Middle, 1)]);
+        assert_eq!(body_check(&middle_inside, 2, false), None);
+        let first_not_last = body(&[(First, 1), (Full, 1)]);
+        assert_eq!(body_check(&first_not_last, 2, false), None);
+        let mut overlong = body(&[(Full, 4)]);
+        overlong.truncate(6);
+        assert_eq!(body_check(&overlong, 1, false), None);
+    }
+
+    #[test]
+    fn capacity_of_an_empty_segment() {
+        let overhead = (BLOCK_HEADER_SIZE_BYTES + FRAME_HEADER_SIZE_BYTES) as u64;
+        let capacity = segment_capacity_bytes(4 * 4096, 4096, 0, BLOCK_HEADER_SIZE_BYTES as u32);
+        assert_eq!(capacity, 4 * (4096 - overhead));
+        // A quarter of the open block used, then a short tail block of one sector.
+        let capacity = segment_capacity_bytes(4 * 4096, 8192, 4096, 2048);
+        assert_eq!(capacity, (8192 - 2048 - 4) + (4096 - overhead));
+    }
+
+    #[test]
+    fn metadata_round_trip_and_faults() {
+        let metadata = Metadata {
+            format_version: FORMAT_VERSION,
+            sector_size_bytes: 4096,
+            block_size_bytes: 65536,
+            segment_size_bytes: 1 << 26,
+        };
+        let mut bytes = vec![0u8; 4096];
+        metadata.encode(&mut bytes);
+        assert_eq!(Metadata::decode(&bytes), Ok(metadata));
+        bytes[20] ^= 1;
+        assert_eq!(Metadata::decode(&bytes), Err(MetadataFault::Checksum));
+        bytes[9] ^= 1;
+        assert_eq!(Metadata::decode(&bytes), Err(MetadataFault::Magic));
+    }
+}

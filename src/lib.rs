@@ -1,0 +1,90 @@
+//! # Ballast: an embeddable, crash-safe, append-only log
+//!
+//! Records are appended to a [`Log`] and identified by a dense `u64` log sequence number
+//! ([`Lsn`]), like Kafka offsets. The log is a state machine that does no IO of its own: every
+//! byte goes through the [`storage::Storage`] seam, to real files or to a simulator. Every
+//! buffer is allocated when the log opens; appending, flushing, reading and rolling segments
+//! allocate nothing afterwards.
+//!
+//! ## Durability contract
+//!
+//! - [`Log::append`] returns the record's LSN. The record is readable at once with
+//!   [`Log::read`] (read-your-writes), but a [`Cursor`] yields only durable records, so a view
+//!   derived from the log never gets ahead of it.
+//! - [`Log::flush`] (and the flush-on-size and flush-on-timeout policies of [`Config`]) writes
+//!   and syncs. [`Log::durable_lsn`] is the watermark: every record below it survives any
+//!   crash. Acknowledgement is in order: a record is durable only when every record before it
+//!   is.
+//! - A sector that holds acknowledged data is never written again: a flush that ends inside a
+//!   sector pads it, and the next records start in a fresh sector.
+//! - Recovery keeps the longest valid prefix. It truncates a torn tail (records that were never
+//!   acknowledged) and reports damage to acknowledged data as [`Error::Corruption`] in the
+//!   default [`RecoveryMode::Strict`]. Damage is detected when a later valid block attests
+//!   (through the durable watermark in its header) that the damaged block held durable records;
+//!   damage to the very last durable block, with nothing written after it, looks like a torn
+//!   tail and cannot be told apart.
+//! - A failed write or sync stops the log: every later call returns [`Error::Failed`], and
+//!   reopening recovers from what is on disk.
+//!
+//! ## Hard limits
+//!
+//! Every limit is a [`Config`] field with its unit, checked by [`Config::validate`]; the
+//! absolute bounds are constants in [`config`] (for example a record is at most
+//! [`config::RECORD_SIZE_BYTES_MAX`] bytes, a segment at most
+//! [`config::SEGMENT_SIZE_BYTES_MAX`]).
+//!
+//! ## Example
+//!
+//! ```
+//! use ballast_log::{Config, Log, storage::MemStorage};
+//!
+//! let config = Config {
+//!     segment_size_bytes: 1 << 20,
+//!     block_size_bytes: 16 << 10,
+//!     write_buffer_size_bytes: 64 << 10,
+//!     read_buffer_size_bytes: 64 << 10,
+//!     record_size_bytes_max: 64 << 10,
+//!     segment_count_max: 8,
+//!     ..Config::default()
+//! };
+//! let mut log = Log::open(config.clone(), MemStorage::new(4096))?;
+//! let first = log.append(b"hello")?;
+//! log.append_batch(&[b"a".as_slice(), b"b".as_slice()])?;
+//! log.flush()?;
+//! assert_eq!(log.durable_lsn(), first + 3);
+//!
+//! let mut buffer = [0u8; 16];
+//! let size = log.read(first, &mut buffer)?;
+//! assert_eq!(&buffer[..size], b"hello");
+//!
+//! // Reopen from the same storage: everything flushed is there.
+//! let storage = log.close()?;
+//! let mut log = Log::open(config, storage)?;
+//! let mut cursor = log.cursor(first)?;
+//! let mut count = 0;
+//! while let Some(record) = log.cursor_next(&mut cursor)? {
+//!     assert_eq!(record.lsn, first + count);
+//!     count += 1;
+//! }
+//! assert_eq!(count, 3);
+//! # Ok::<(), ballast_log::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod config;
+mod error;
+pub mod format;
+mod log;
+mod read;
+pub mod recovery;
+mod segments;
+pub mod storage;
+
+pub use crate::config::{Config, ConfigError, RecoveryMode};
+pub use crate::error::{CorruptionKind, Error, IoOperation, Result};
+pub use crate::log::{Cursor, Log, Record};
+pub use crate::recovery::{RecoveryReport, Verdict};
+
+/// A log sequence number: the dense, 0-based position of a record in the log.
+pub type Lsn = u64;

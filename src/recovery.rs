@@ -1,0 +1,377 @@
+//! Recovery: find the longest valid prefix of the log, and tell a torn tail from damage to
+//! acknowledged data.
+//!
+//! Recovery walks the blocks of every segment in order. Each block gets one verdict from
+//! [`verdict`], a decision table over a few facts about the block; `docs/recovery.md` prints
+//! the table and a test enumerates every combination of its inputs.
+
+use crate::config::{Config, RecoveryMode};
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::{BlockHeader, BodySummary};
+use crate::read::{HeaderState, Place, ReadCache};
+use crate::segments::SegmentTable;
+use crate::storage::{SegmentId, Storage};
+use crate::Lsn;
+
+/// The facts about one block that decide its fate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockFacts {
+    /// The header's own checksum and magic are right, and it names this very place.
+    pub header_valid: bool,
+    /// The body's checksum is right and its frames fit together.
+    pub body_valid: bool,
+    /// The block continues the log: it follows the previous block's checksum, LSN and epoch.
+    pub chained: bool,
+    /// The next segment's first block continues the log from the previous valid block, so
+    /// nothing lies between them: the rest of this segment was never used.
+    pub successor: bool,
+    /// A later valid block says that records at or after this block's place were durable.
+    pub attested: bool,
+}
+
+/// What recovery does with a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The block is part of the log.
+    Accept,
+    /// The rest of this segment is unused; the log continues in the next segment.
+    SegmentEnd,
+    /// The log ends here: what follows was never acknowledged (a torn tail). Truncate.
+    TornTail,
+    /// Acknowledged data is damaged here: report it, change nothing.
+    Corrupt,
+    /// Acknowledged data is damaged here and the mode allows dropping it: truncate here.
+    Lose,
+}
+
+/// The one decision table of recovery.
+pub fn verdict(facts: BlockFacts, mode: RecoveryMode) -> Verdict {
+    let acceptable = facts.header_valid && facts.body_valid && facts.chained;
+    match (acceptable, facts.successor, facts.attested, mode) {
+        (true, _, _, _) => Verdict::Accept,
+        (false, true, _, _) => Verdict::SegmentEnd,
+        (false, false, false, _) => Verdict::TornTail,
+        (false, false, true, RecoveryMode::Strict) => Verdict::Corrupt,
+        (false, false, true, RecoveryMode::PointInTime) => Verdict::Lose,
+    }
+}
+
+/// What recovery found, kept by the log and shown by `Log::recovery_report`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The first LSN the log holds.
+    pub lsn_first: Lsn,
+    /// The LSN the next append gets.
+    pub lsn_next: Lsn,
+    /// Blocks accepted.
+    pub block_count: u64,
+    /// Segments kept.
+    pub segment_count: usize,
+    /// Segments removed because they lay wholly after the end of the log.
+    pub segments_removed: usize,
+    /// The verdict that ended the log: `TornTail` or `Lose` (`Accept` if it ended at the end
+    /// of the last segment).
+    pub end: Verdict,
+    /// Where the log ended: segment and byte offset.
+    pub end_segment: SegmentId,
+    /// Byte offset of the end in `end_segment`.
+    pub end_offset_bytes: u64,
+    /// In `PointInTime` mode, when acknowledged records were dropped: the durable watermark a
+    /// later block attested (records in `[lsn_next, lsn_lost)` were acknowledged and lost).
+    pub lsn_lost: Option<Lsn>,
+    /// The epoch new blocks are written with.
+    pub epoch: u32,
+}
+
+/// Where the chain of valid blocks stands during the walk.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Chain {
+    pub lsn_next: Lsn,
+    pub checksum_previous: Option<u32>,
+    pub epoch: u32,
+    /// The last accepted block ends inside a record (its first fragments are written).
+    pub record_open: bool,
+}
+
+impl Chain {
+    /// Whether `header` may follow the chain. A block of a newer epoch abandons a record left
+    /// open by the previous epoch's crash and starts afresh at the same LSN.
+    pub fn continued_by(&self, header: &BlockHeader) -> bool {
+        let previous_ok = match self.checksum_previous {
+            Some(checksum) => header.checksum_previous == checksum,
+            None => true,
+        };
+        let same_epoch = header.epoch == self.epoch && header.continues() == self.record_open;
+        let newer_epoch = header.epoch > self.epoch && !header.continues();
+        previous_ok && header.lsn_first == self.lsn_next && (same_epoch || newer_epoch)
+    }
+}
+
+/// Recovery's walk over the segments.
+pub(crate) struct Scan<'a, S: Storage> {
+    pub config: &'a Config,
+    pub storage: &'a mut S,
+    pub cache: &'a mut ReadCache,
+    pub segments: &'a [SegmentId],
+    pub chain: Chain,
+    pub epoch_max: u32,
+    pub block_count: u64,
+}
+
+/// The end of the walk.
+pub(crate) struct End {
+    pub verdict: Verdict,
+    pub segment_index: usize,
+    pub offset_bytes: u64,
+    pub lsn_lost: Option<Lsn>,
+}
+
+impl<S: Storage> Scan<'_, S> {
+    fn place(&self, segment_index: usize, offset_bytes: u64) -> Place {
+        Place {
+            segment: self.segments[segment_index],
+            offset_bytes,
+            segment_size_bytes: self.config.segment_size_bytes,
+            sector_size_bytes: self.config.sector_size_bytes,
+            block_size_bytes: self.config.block_size_bytes,
+        }
+    }
+
+    /// Walks every block, filling `table`, until the verdict ends the log.
+    pub fn run(&mut self, table: &mut SegmentTable) -> Result<End> {
+        let mut segment_index = 0;
+        let mut offset_bytes = 0;
+        table.push(self.segments[0]);
+        loop {
+            if offset_bytes == self.config.segment_size_bytes {
+                if !self.segment_next_chains(segment_index)? {
+                    return Ok(self.end(Verdict::Accept, segment_index, offset_bytes, None));
+                }
+                segment_index += 1;
+                offset_bytes = 0;
+                table.push(self.segments[segment_index]);
+                continue;
+            }
+            let (facts, accepted) = self.block_facts(segment_index, offset_bytes)?;
+            let verdict = verdict(facts, self.config.recovery_mode);
+            tracing::trace!(
+                segment = self.segments[segment_index],
+                offset_bytes,
+                ?facts,
+                ?verdict,
+                "block"
+            );
+            match verdict {
+                Verdict::Accept => {
+                    let (header, summary) = accepted.expect("accepted block has a header");
+                    table.index_note(
+                        segment_index,
+                        offset_bytes,
+                        header.lsn_first,
+                        header.continues(),
+                    );
+                    self.accept(&header, summary);
+                    offset_bytes += u64::from(header.size_bytes);
+                }
+                Verdict::SegmentEnd => {
+                    tracing::debug!(
+                        segment = self.segments[segment_index],
+                        offset_bytes,
+                        "segment end"
+                    );
+                    segment_index += 1;
+                    offset_bytes = 0;
+                    table.push(self.segments[segment_index]);
+                }
+                Verdict::TornTail => {
+                    return Ok(self.end(verdict, segment_index, offset_bytes, None));
+                }
+                Verdict::Corrupt | Verdict::Lose => {
+                    let lsn_lost = self.attested(segment_index, offset_bytes)?;
+                    if verdict == Verdict::Corrupt {
+                        return Err(Error::Corruption {
+                            segment: self.segments[segment_index],
+                            offset_bytes,
+                            kind: self.corruption_kind(segment_index, offset_bytes)?,
+                        });
+                    }
+                    return Ok(self.end(verdict, segment_index, offset_bytes, lsn_lost));
+                }
+            }
+        }
+    }
+
+    fn end(
+        &mut self,
+        verdict: Verdict,
+        segment_index: usize,
+        offset_bytes: u64,
+        lsn_lost: Option<Lsn>,
+    ) -> End {
+        End {
+            verdict,
+            segment_index,
+            offset_bytes,
+            lsn_lost,
+        }
+    }
+
+    fn accept(&mut self, header: &BlockHeader, summary: BodySummary) {
+        assert_eq!(header.lsn_first, self.chain.lsn_next);
+        assert!(header.epoch >= self.chain.epoch);
+        self.chain = Chain {
+            lsn_next: header.lsn_first + summary.records_completed,
+            checksum_previous: Some(header.checksum_header),
+            epoch: header.epoch,
+            record_open: summary.ends_open,
+        };
+        self.epoch_max = self.epoch_max.max(header.epoch);
+        self.block_count += 1;
+    }
+
+    /// Gathers the facts about the block at a place; the expensive ones (`successor`,
+    /// `attested`) only when the cheap ones do not already decide.
+    fn block_facts(
+        &mut self,
+        segment_index: usize,
+        offset_bytes: u64,
+    ) -> Result<(BlockFacts, Option<(BlockHeader, BodySummary)>)> {
+        let place = self.place(segment_index, offset_bytes);
+        let mut facts = BlockFacts {
+            header_valid: false,
+            body_valid: false,
+            chained: false,
+            successor: false,
+            attested: false,
+        };
+        let mut accepted = None;
+        if let HeaderState::Valid(header) = place.load_header(self.cache, self.storage)? {
+            facts.header_valid = true;
+            facts.chained = self.chain.continued_by(&header);
+            if let Ok((_, summary)) = place.load_body(self.cache, self.storage, &header)? {
+                facts.body_valid = true;
+                accepted = Some((header, summary));
+            }
+        }
+        if verdict(facts, self.config.recovery_mode) == Verdict::Accept {
+            return Ok((facts, accepted));
+        }
+        facts.successor = !self.chain.record_open && self.segment_next_chains(segment_index)?;
+        if !facts.successor {
+            facts.attested = self.attested(segment_index, offset_bytes)?.is_some();
+        }
+        Ok((facts, accepted))
+    }
+
+    /// Whether the segment after `segment_index` exists, is named after the next LSN, and
+    /// its first block continues the chain.
+    fn segment_next_chains(&mut self, segment_index: usize) -> Result<bool> {
+        let next = segment_index + 1;
+        if next >= self.segments.len() || self.segments[next] != self.chain.lsn_next {
+            return Ok(false);
+        }
+        if self.chain.record_open {
+            return Ok(false);
+        }
+        let place = self.place(next, 0);
+        Ok(match place.load_header(self.cache, self.storage)? {
+            HeaderState::Valid(header) => self.chain.continued_by(&header),
+            _ => false,
+        })
+    }
+
+    /// Looks at every sector after `offset_bytes` in this and later segments for a valid block
+    /// that is no older than the chain and attests a durable watermark beyond the chain's end.
+    /// Returns the highest such watermark. Also raises `epoch_max` to every epoch seen.
+    fn attested(&mut self, segment_index: usize, offset_bytes: u64) -> Result<Option<Lsn>> {
+        let sector = u64::from(self.config.sector_size_bytes);
+        let mut watermark = None;
+        for index in segment_index..self.segments.len() {
+            let mut offset = if index == segment_index {
+                offset_bytes + sector
+            } else {
+                0
+            };
+            while offset < self.config.segment_size_bytes {
+                let place = self.place(index, offset);
+                if let HeaderState::Valid(header) = place.load_header(self.cache, self.storage)? {
+                    self.epoch_max = self.epoch_max.max(header.epoch);
+                    let current = header.epoch >= self.chain.epoch;
+                    if current && header.lsn_durable > self.chain.lsn_next {
+                        watermark = watermark.max(Some(header.lsn_durable));
+                    }
+                }
+                offset += sector;
+            }
+        }
+        Ok(watermark)
+    }
+
+    /// Names what is wrong with the block at a place, for the corruption error.
+    fn corruption_kind(
+        &mut self,
+        segment_index: usize,
+        offset_bytes: u64,
+    ) -> Result<CorruptionKind> {
+        let place = self.place(segment_index, offset_bytes);
+        Ok(match place.load_header(self.cache, self.storage)? {
+            HeaderState::Zero => CorruptionKind::Missing,
+            HeaderState::Invalid => CorruptionKind::HeaderChecksum,
+            HeaderState::Misplaced(_) => CorruptionKind::Misplaced,
+            HeaderState::Valid(header) => {
+                match place.load_body(self.cache, self.storage, &header)? {
+                    Err(kind) => kind,
+                    Ok(_) => CorruptionKind::Misplaced,
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every combination of the table's inputs, and the properties the table must have.
+    #[test]
+    fn decision_table_enumerated() {
+        let mut seen = [0usize; 5];
+        for bits in 0u32..1 << 5 {
+            let bit = |n: u32| bits & (1 << n) != 0;
+            let facts = BlockFacts {
+                header_valid: bit(0),
+                body_valid: bit(1),
+                chained: bit(2),
+                successor: bit(3),
+                attested: bit(4),
+            };
+            for mode in [RecoveryMode::Strict, RecoveryMode::PointInTime] {
+                let result = verdict(facts, mode);
+                seen[result as usize] += 1;
+                let acceptable = facts.header_valid && facts.body_valid && facts.chained;
+                // Only a block valid in every way is ever accepted.
+                assert_eq!(result == Verdict::Accept, acceptable, "{facts:?}");
+                // A block that is not accepted never silently drops attested data: either the
+                // next segment proves nothing lies between, or it is corruption or a loss the
+                // mode allows.
+                if !acceptable && facts.attested && !facts.successor {
+                    let expected = match mode {
+                        RecoveryMode::Strict => Verdict::Corrupt,
+                        RecoveryMode::PointInTime => Verdict::Lose,
+                    };
+                    assert_eq!(result, expected, "{facts:?}");
+                }
+                // A torn tail is exactly an unacceptable, unattested block with no successor.
+                let torn = !acceptable && !facts.attested && !facts.successor;
+                assert_eq!(result == Verdict::TornTail, torn, "{facts:?}");
+                // The strict mode never loses; point-in-time never reports corruption.
+                assert!(!(mode == RecoveryMode::Strict && result == Verdict::Lose));
+                assert!(!(mode == RecoveryMode::PointInTime && result == Verdict::Corrupt));
+            }
+        }
+        assert!(
+            seen.iter().all(|&count| count > 0),
+            "every verdict reachable: {seen:?}"
+        );
+    }
+}

@@ -1,0 +1,197 @@
+//! The segment table and its sparse index, allocated once at open.
+//!
+//! Segments live in a ring of `Config::segment_count_max` slots. Each slot owns a fixed index
+//! region: one entry per `block_size_bytes` of segment, holding the first block that starts in
+//! that stretch. Blocks are never larger than `block_size_bytes`, so every stretch up to the
+//! end of the written data has an entry, and finding a record reads at most about one block
+//! of headers past the entry.
+
+use crate::storage::SegmentId;
+use crate::Lsn;
+
+/// The first block that starts in one `block_size_bytes` stretch of a segment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct IndexEntry {
+    /// `2 * lsn_first + 1` for a block whose body starts with a new record, `2 * lsn_first` for
+    /// one that starts with the continuation of record `lsn_first`: sorted the way a search
+    /// for the block where a record starts needs.
+    pub key: u64,
+    /// Where the block starts in the segment.
+    pub offset_bytes: u32,
+}
+
+impl IndexEntry {
+    pub fn key(lsn_first: Lsn, continues: bool) -> u64 {
+        assert!(lsn_first < 1 << 62, "lsn out of range");
+        lsn_first * 2 + u64::from(!continues)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Segment {
+    id: SegmentId,
+    index_len: u32,
+}
+
+pub(crate) struct SegmentTable {
+    ring: Vec<Segment>,
+    head: usize,
+    len: usize,
+    index: Vec<IndexEntry>,
+    slots_per_segment: usize,
+    block_size_bytes: u64,
+}
+
+impl SegmentTable {
+    pub fn new(count_max: u32, slots_per_segment: usize, block_size_bytes: u32) -> SegmentTable {
+        assert!(count_max >= 2 && slots_per_segment >= 1);
+        SegmentTable {
+            ring: vec![Segment::default(); count_max as usize],
+            head: 0,
+            len: 0,
+            index: vec![IndexEntry::default(); count_max as usize * slots_per_segment],
+            slots_per_segment,
+            block_size_bytes: u64::from(block_size_bytes),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len == self.ring.len()
+    }
+
+    fn ring_position(&self, index: usize) -> usize {
+        assert!(
+            index < self.len,
+            "segment index {index} out of {}",
+            self.len
+        );
+        (self.head + index) % self.ring.len()
+    }
+
+    pub fn id(&self, index: usize) -> SegmentId {
+        self.ring[self.ring_position(index)].id
+    }
+
+    pub fn last(&self) -> SegmentId {
+        self.id(self.len - 1)
+    }
+
+    pub fn push(&mut self, id: SegmentId) {
+        assert!(!self.is_full());
+        assert!(self.len == 0 || id > self.last(), "segments out of order");
+        let position = (self.head + self.len) % self.ring.len();
+        self.ring[position] = Segment { id, index_len: 0 };
+        self.len += 1;
+    }
+
+    pub fn pop_front(&mut self) -> SegmentId {
+        assert!(self.len > 0);
+        let id = self.ring[self.head].id;
+        self.head = (self.head + 1) % self.ring.len();
+        self.len -= 1;
+        id
+    }
+
+    /// The index of the segment that holds `lsn`: the last one whose id is at most `lsn`.
+    pub fn find(&self, lsn: Lsn) -> Option<usize> {
+        let (mut low, mut high) = (0, self.len);
+        while low < high {
+            let middle = (low + high) / 2;
+            if self.id(middle) <= lsn {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low.checked_sub(1)
+    }
+
+    fn entries(&self, index: usize) -> &[IndexEntry] {
+        let position = self.ring_position(index);
+        let start = position * self.slots_per_segment;
+        let len = self.ring[position].index_len as usize;
+        &self.index[start..start + len]
+    }
+
+    /// Notes a block that starts at `offset_bytes`; keeps it if it is the first in its stretch.
+    pub fn index_note(&mut self, index: usize, offset_bytes: u64, lsn_first: Lsn, continues: bool) {
+        let position = self.ring_position(index);
+        let slot = (offset_bytes / self.block_size_bytes) as usize;
+        assert!(slot < self.slots_per_segment);
+        let segment = &mut self.ring[position];
+        let len = segment.index_len as usize;
+        if slot < len {
+            return;
+        }
+        assert_eq!(slot, len, "index stretch skipped");
+        let entry = IndexEntry {
+            key: IndexEntry::key(lsn_first, continues),
+            offset_bytes: u32::try_from(offset_bytes).expect("offset fits u32"),
+        };
+        let start = position * self.slots_per_segment;
+        if let Some(previous) = len.checked_sub(1).map(|last| self.index[start + last]) {
+            assert!(previous.key <= entry.key, "index keys out of order");
+        }
+        self.index[start + slot] = entry;
+        segment.index_len += 1;
+    }
+
+    /// The offset of a block at or before the one where record `lsn` starts, from which a walk
+    /// forward finds it; `None` if the segment has no blocks.
+    pub fn index_locate(&self, index: usize, lsn: Lsn) -> Option<u32> {
+        let entries = self.entries(index);
+        let fresh = IndexEntry::key(lsn, false);
+        let continued = IndexEntry::key(lsn, true);
+        let upto = entries.partition_point(|entry| entry.key <= fresh);
+        let last = upto.checked_sub(1).map(|at| entries[at])?;
+        if last.key == continued {
+            // The record started in an earlier block: back up to the last block that does not
+            // begin with its continuation.
+            let before = entries.partition_point(|entry| entry.key < continued);
+            return before.checked_sub(1).map(|at| entries[at].offset_bytes);
+        }
+        Some(last.offset_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_find_and_pop() {
+        let mut table = SegmentTable::new(3, 4, 4096);
+        table.push(0);
+        table.push(10);
+        table.push(20);
+        assert!(table.is_full());
+        assert_eq!(table.find(0), Some(0));
+        assert_eq!(table.find(15), Some(1));
+        assert_eq!(table.find(99), Some(2));
+        assert_eq!(table.pop_front(), 0);
+        table.push(30);
+        assert_eq!(table.find(5), None);
+        assert_eq!(table.find(30), Some(2));
+        assert_eq!(table.id(0), 10);
+    }
+
+    #[test]
+    fn locate_backs_up_over_continuations() {
+        let mut table = SegmentTable::new(2, 8, 4096);
+        table.push(0);
+        // Slot 0: records 0..; slot 1: continuation of 5; slot 2: continuation of 5;
+        // slot 3: record 6 fresh.
+        table.index_note(0, 0, 0, false);
+        table.index_note(0, 4096, 5, true);
+        table.index_note(0, 8192, 5, true);
+        table.index_note(0, 12288, 6, false);
+        assert_eq!(table.index_locate(0, 3), Some(0));
+        assert_eq!(table.index_locate(0, 5), Some(0));
+        assert_eq!(table.index_locate(0, 6), Some(12288));
+        assert_eq!(table.index_locate(0, 9), Some(12288));
+    }
+}

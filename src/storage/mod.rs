@@ -1,0 +1,128 @@
+//! The one seam between the log and the world: storage and a clock.
+//!
+//! The `Log` does all IO through [`Storage`]. Writes and syncs are *submitted* and complete
+//! later, reported by [`Storage::poll`], so a backend may keep several writes in flight and a
+//! simulator may choose when each completes, in which order, and what survives a crash.
+//! Reads and segment management are synchronous: they are rare, and the log waits for them
+//! anyway.
+//!
+//! Every buffer, offset and length passed through the seam is a multiple of the sector size,
+//! and every backend asserts it: a misaligned request is a bug in the caller, as `O_DIRECT`
+//! would reject it.
+
+mod buffer;
+mod mem;
+
+pub use buffer::AlignedBuffer;
+pub use mem::{MemStorage, SectorFate};
+
+use std::io;
+
+/// A segment is named by the first LSN it holds.
+pub type SegmentId = u64;
+
+/// A monotonic clock. The log never reads the operating system's time itself, so that
+/// flush-on-timeout is deterministic under a simulated clock.
+pub trait Clock {
+    /// Nanoseconds since an arbitrary, fixed origin; never decreases.
+    fn now_ns(&self) -> u64;
+}
+
+/// What a completed operation was.
+#[derive(Debug)]
+pub enum CompletionKind {
+    /// A write finished; the buffer comes back to its owner.
+    Write {
+        /// The buffer that was written.
+        buffer: AlignedBuffer,
+    },
+    /// A sync finished.
+    Sync,
+}
+
+/// A submitted operation that has finished, successfully or not.
+#[derive(Debug)]
+pub struct Completion {
+    /// The token the caller gave when it submitted the operation.
+    pub token: u64,
+    /// What the operation was, with the buffer of a write.
+    pub kind: CompletionKind,
+    /// Whether it succeeded.
+    pub result: io::Result<()>,
+}
+
+/// Where a log keeps its bytes.
+///
+/// Contract, which every backend keeps and the `Log` relies on:
+/// - A write that completed successfully is visible to later reads; it survives a crash only
+///   once a sync of its segment, submitted after the write completed, completed successfully.
+/// - Writes in flight at the same time never overlap.
+/// - `segment_create`, `segment_remove` and `metadata_write` are durable when they return.
+/// - A read of bytes never written returns zeros.
+pub trait Storage: Clock {
+    /// The alignment and granularity of all IO, in bytes.
+    fn sector_size_bytes(&self) -> u32;
+
+    /// Reads the log's metadata (one sector) into `buffer`; `Ok(false)` if there is none.
+    fn metadata_read(&mut self, buffer: &mut [u8]) -> io::Result<bool>;
+
+    /// Writes the log's metadata (one sector), durably and atomically.
+    fn metadata_write(&mut self, buffer: &[u8]) -> io::Result<()>;
+
+    /// Lists the segments, in ascending order. Called when the log opens.
+    fn segment_list(&mut self) -> io::Result<Vec<SegmentId>>;
+
+    /// Creates a segment of `size_bytes`, preallocated and reading as zeros. If a segment with
+    /// this id exists, it is replaced.
+    fn segment_create(&mut self, segment: SegmentId, size_bytes: u64) -> io::Result<()>;
+
+    /// Removes a segment.
+    fn segment_remove(&mut self, segment: SegmentId) -> io::Result<()>;
+
+    /// The size of a segment in bytes.
+    fn segment_size_bytes(&mut self, segment: SegmentId) -> io::Result<u64>;
+
+    /// Reads `buffer.len()` bytes at `offset_bytes`, synchronously.
+    fn read(&mut self, segment: SegmentId, offset_bytes: u64, buffer: &mut [u8]) -> io::Result<()>;
+
+    /// Submits a write of `buffer[..size_bytes]` at `offset_bytes`. The buffer comes back in
+    /// the write's [`Completion`].
+    fn write_submit(
+        &mut self,
+        token: u64,
+        segment: SegmentId,
+        offset_bytes: u64,
+        buffer: AlignedBuffer,
+        size_bytes: usize,
+    );
+
+    /// Submits a sync of a segment: when it completes successfully, every write to the segment
+    /// that completed before the submission is durable.
+    fn sync_submit(&mut self, token: u64, segment: SegmentId);
+
+    /// Returns a completed operation, if any. With `wait`, blocks until one completes, unless
+    /// nothing is in flight.
+    fn poll(&mut self, wait: bool) -> Option<Completion>;
+}
+
+/// Asserts what `O_DIRECT` would reject: a misaligned offset, length or buffer address.
+pub fn assert_aligned(sector_size_bytes: u32, offset_bytes: u64, buffer: &[u8]) {
+    let sector = u64::from(sector_size_bytes);
+    assert!(sector.is_power_of_two());
+    assert_eq!(
+        offset_bytes % sector,
+        0,
+        "offset {offset_bytes} not sector-aligned"
+    );
+    assert_eq!(
+        buffer.len() as u64 % sector,
+        0,
+        "length {} not sector-aligned",
+        buffer.len()
+    );
+    assert_eq!(
+        buffer.as_ptr() as u64 % sector,
+        0,
+        "buffer address not sector-aligned"
+    );
+}

@@ -12,9 +12,9 @@ use crate::Lsn;
 /// The first block that starts in one `block_size_bytes` stretch of a segment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct IndexEntry {
-    /// `2 * lsn_first + 1` for a block whose body starts with a new record, `2 * lsn_first` for
-    /// one that starts with the continuation of record `lsn_first`: sorted the way a search
-    /// for the block where a record starts needs.
+    /// `2 * lsn_first` for a block whose body starts with a new record, `2 * lsn_first + 1`
+    /// for one that starts with the continuation of record `lsn_first`: the order in which
+    /// such blocks follow each other in a segment.
     pub key: u64,
     /// Where the block starts in the segment.
     pub offset_bytes: u32,
@@ -23,7 +23,7 @@ pub(crate) struct IndexEntry {
 impl IndexEntry {
     pub fn key(lsn_first: Lsn, continues: bool) -> u64 {
         assert!(lsn_first < 1 << 62, "lsn out of range");
-        lsn_first * 2 + u64::from(!continues)
+        lsn_first * 2 + u64::from(continues)
     }
 }
 
@@ -144,17 +144,10 @@ impl SegmentTable {
     /// forward finds it; `None` if the segment has no blocks.
     pub fn index_locate(&self, index: usize, lsn: Lsn) -> Option<u32> {
         let entries = self.entries(index);
-        let fresh = IndexEntry::key(lsn, false);
-        let continued = IndexEntry::key(lsn, true);
-        let upto = entries.partition_point(|entry| entry.key <= fresh);
-        let last = upto.checked_sub(1).map(|at| entries[at])?;
-        if last.key == continued {
-            // The record started in an earlier block: back up to the last block that does not
-            // begin with its continuation.
-            let before = entries.partition_point(|entry| entry.key < continued);
-            return before.checked_sub(1).map(|at| entries[at].offset_bytes);
-        }
-        Some(last.offset_bytes)
+        // The last block that starts with record `lsn` itself or with anything before it; the
+        // blocks that continue `lsn` come after the one it starts in.
+        let upto = entries.partition_point(|entry| entry.key <= IndexEntry::key(lsn, false));
+        upto.checked_sub(1).map(|at| entries[at].offset_bytes)
     }
 }
 
@@ -180,18 +173,19 @@ mod tests {
     }
 
     #[test]
-    fn locate_backs_up_over_continuations() {
+    fn locate_finds_the_block_a_record_starts_in() {
         let mut table = SegmentTable::new(2, 8, 4096);
         table.push(0);
-        // Slot 0: records 0..; slot 1: continuation of 5; slot 2: continuation of 5;
-        // slot 3: record 6 fresh.
+        // Slot 0: records 0..; slot 1: record 5 starts; slot 2 and 3: continuations of 5;
+        // slot 4: record 6.
         table.index_note(0, 0, 0, false);
-        table.index_note(0, 4096, 5, true);
+        table.index_note(0, 4096, 5, false);
         table.index_note(0, 8192, 5, true);
-        table.index_note(0, 12288, 6, false);
+        table.index_note(0, 12288, 5, true);
+        table.index_note(0, 16384, 6, false);
         assert_eq!(table.index_locate(0, 3), Some(0));
-        assert_eq!(table.index_locate(0, 5), Some(0));
-        assert_eq!(table.index_locate(0, 6), Some(12288));
-        assert_eq!(table.index_locate(0, 9), Some(12288));
+        assert_eq!(table.index_locate(0, 5), Some(4096));
+        assert_eq!(table.index_locate(0, 6), Some(16384));
+        assert_eq!(table.index_locate(0, 9), Some(16384));
     }
 }

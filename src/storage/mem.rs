@@ -28,6 +28,7 @@ pub enum SectorFate {
     },
 }
 
+#[derive(Clone)]
 struct Segment {
     id: SegmentId,
     current: Vec<u8>,
@@ -76,6 +77,16 @@ impl MemStorage {
             let segment = self.segment_new(u64::MAX, size_bytes);
             self.pool.push(segment);
         }
+    }
+
+    /// A copy of the storage as it is now, synced and unsynced bytes alike, with nothing in
+    /// flight: to explore several crashes from one state.
+    pub fn snapshot(&self) -> MemStorage {
+        let mut copy = MemStorage::new(self.sector_size_bytes);
+        copy.metadata.clone_from(&self.metadata);
+        copy.segments = self.segments.clone();
+        copy.now_ns.set(self.now_ns.get());
+        copy
     }
 
     /// Sets the clock.

@@ -1,0 +1,112 @@
+//! A damaged acknowledged block is reported as the typed corruption error in the strict mode,
+//! naming segment and offset, and dropped with a report in the point-in-time mode.
+
+mod common;
+
+use ballast_log::storage::MemStorage;
+use ballast_log::{Config, CorruptionKind, Error, Log, RecoveryMode, Verdict};
+use common::{check_by_lsn, config_small, record};
+
+const SEED: u64 = 3;
+
+/// Writes 40 records, one flush per record, so that every block is durable and every later
+/// block attests the earlier ones. Returns the storage and the offsets of the blocks of the
+/// first segment, in order.
+fn log_flushed(config: &Config) -> MemStorage {
+    let size_max = 3000;
+    let mut log = common::log_new(config);
+    let mut bytes = Vec::new();
+    for lsn in 0..40 {
+        record(SEED, lsn, size_max, &mut bytes);
+        log.append(&bytes).unwrap();
+        log.flush().unwrap();
+    }
+    log.close().unwrap()
+}
+
+fn open(
+    config: &Config,
+    mode: RecoveryMode,
+    storage: MemStorage,
+) -> Result<Log<MemStorage>, Error> {
+    let mut config = config.clone();
+    config.recovery_mode = mode;
+    Log::open(config, storage)
+}
+
+#[test]
+fn strict_reports_damaged_acknowledged_block_and_point_in_time_drops_it() {
+    let config = config_small();
+    let storage = log_flushed(&config);
+    // Every flush wrote one 4 KiB block: block 5 starts at 5 * 4096 and holds record 5.
+    let damaged_offset = 5 * 4096;
+    for (offset_in_block, kind) in [
+        (0, CorruptionKind::HeaderChecksum),
+        (129, CorruptionKind::BodyChecksum),
+    ] {
+        let mut damaged = storage.snapshot();
+        damaged.corrupt(0, damaged_offset + offset_in_block, 0x40);
+        match open(&config, RecoveryMode::Strict, damaged.snapshot()) {
+            Err(Error::Corruption {
+                segment,
+                offset_bytes,
+                kind: found,
+            }) => {
+                assert_eq!(segment, 0);
+                assert_eq!(offset_bytes, damaged_offset as u64);
+                assert_eq!(found, kind);
+            }
+            Ok(log) => panic!(
+                "strict recovery accepted damaged acknowledged data ({offset_in_block}): {:?}",
+                log.recovery_report()
+            ),
+            Err(error) => panic!("unexpected error: {error}"),
+        }
+        let mut log = open(&config, RecoveryMode::PointInTime, damaged).unwrap();
+        let report = *log.recovery_report();
+        assert_eq!(report.end, Verdict::Lose);
+        assert_eq!(report.lsn_next, 5);
+        assert_eq!(
+            report.lsn_lost,
+            Some(39),
+            "the last block attests up to record 39"
+        );
+        assert_eq!(log.next_lsn(), 5);
+        check_by_lsn(&mut log, SEED, 0..5, 3000);
+        // The log goes on from the point in time, and a reopen keeps it.
+        log.append(b"after").unwrap();
+        log.flush().unwrap();
+        let log = open(&config, RecoveryMode::Strict, log.close().unwrap()).unwrap();
+        assert_eq!(log.next_lsn(), 6);
+    }
+}
+
+#[test]
+fn damage_to_unattested_tail_is_a_torn_tail() {
+    let config = config_small();
+    let mut storage = log_flushed(&config);
+    // The last block (record 39) is attested by nothing after it: it reads as a torn tail.
+    storage.corrupt(0, 39 * 4096 + 300, 0x01);
+    let log = open(&config, RecoveryMode::Strict, storage).unwrap();
+    assert_eq!(log.next_lsn(), 39);
+    assert_eq!(log.recovery_report().end, Verdict::TornTail);
+}
+
+#[test]
+fn damage_in_an_earlier_segment_names_that_segment() {
+    let mut config = config_small();
+    config.segment_size_bytes = 8 * 4096;
+    let storage = log_flushed(&config);
+    let segments: Vec<u64> = storage.segment_ids().collect();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let mut damaged = storage.snapshot();
+    damaged.corrupt(segments[1], 4096 + 150, 0xFF);
+    match open(&config, RecoveryMode::Strict, damaged) {
+        Err(Error::Corruption {
+            segment,
+            offset_bytes,
+            ..
+        }) => assert_eq!((segment, offset_bytes), (segments[1], 4096)),
+        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
+    }
+}

@@ -88,3 +88,8 @@ pub use crate::recovery::{RecoveryReport, Verdict};
 
 /// A log sequence number: the dense, 0-based position of a record in the log.
 pub type Lsn = u64;
+
+/// The README's examples compile and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -314,6 +314,14 @@ impl<S: Storage> Log<S> {
                 "log ends"
             );
         }
+        if chain.record_open {
+            let key = IndexEntry::key(chain.lsn_next, false);
+            self.table.index_clamp(self.table.len() - 1, key);
+            tracing::info!(
+                lsn = chain.lsn_next,
+                "abandoning a record the crash left open"
+            );
+        }
         let stale = &segments[end.segment_index + 1..];
         for &segment in stale.iter().rev() {
             tracing::info!(segment, "removing a segment after the end of the log");

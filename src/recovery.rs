@@ -9,7 +9,7 @@ use crate::config::{Config, RecoveryMode};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{BlockHeader, BodySummary};
 use crate::read::{HeaderState, Place, ReadCache};
-use crate::segments::SegmentTable;
+use crate::segments::{IndexEntry, SegmentTable};
 use crate::storage::{SegmentId, Storage};
 use crate::Lsn;
 
@@ -164,6 +164,11 @@ impl<S: Storage> Scan<'_, S> {
             match verdict {
                 Verdict::Accept => {
                     let (header, summary) = accepted.expect("accepted block has a header");
+                    if self.chain.record_open && !header.continues() {
+                        // A newer epoch abandoned the record the previous one left open.
+                        let key = IndexEntry::key(header.lsn_first, false);
+                        table.index_clamp(segment_index, key);
+                    }
                     table.index_note(
                         segment_index,
                         offset_bytes,

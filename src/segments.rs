@@ -140,6 +140,19 @@ impl SegmentTable {
         segment.index_len += 1;
     }
 
+    /// Lowers every key of a segment's index above `key_max` to it. Recovery calls it when a
+    /// crash left a record open: the blocks holding its continuation stay on disk, abandoned,
+    /// and the new epoch writes a new record at the same LSN, whose key is lower. A walk from
+    /// an abandoned block skips its fragments and finds the new record after it.
+    pub fn index_clamp(&mut self, index: usize, key_max: u64) {
+        let position = self.ring_position(index);
+        let start = position * self.slots_per_segment;
+        let len = self.ring[position].index_len as usize;
+        for entry in &mut self.index[start..start + len] {
+            entry.key = entry.key.min(key_max);
+        }
+    }
+
     /// The offset of a block at or before the one where record `lsn` starts, from which a walk
     /// forward finds it; `None` if the segment has no blocks.
     pub fn index_locate(&self, index: usize, lsn: Lsn) -> Option<u32> {

@@ -21,6 +21,8 @@ pub const FRAME_HEADER_SIZE_BYTES: usize = 4;
 pub const METADATA_SIZE_BYTES: usize = 64;
 /// A fragment's length is stored in 30 bits.
 pub const FRAGMENT_SIZE_BYTES_MAX: u32 = (1 << 30) - 1;
+/// LSNs stay below this bound (index keys double them).
+pub const LSN_MAX: u64 = 1 << 62;
 /// Block header flag: the body begins with the continuation of a record from the previous
 /// block (a `Middle` or `Last` fragment).
 pub const FLAG_CONTINUES: u16 = 1;
@@ -45,7 +47,8 @@ pub struct BlockHeader {
     pub checksum_previous: u32,
     /// `FLAG_CONTINUES` or zero.
     pub flags: u16,
-    /// How many times the log had been opened when this block was written.
+    /// The epoch of the open that wrote the block: one more than the highest epoch that open's
+    /// recovery saw. A newer epoch abandons a record a crash left open.
     pub epoch: u32,
     /// The segment this block belongs to (its first LSN).
     pub segment: u64,
@@ -179,10 +182,10 @@ impl BlockHeader {
             && self.offset_bytes % sector_size_bytes == 0
             && u64::from(self.body_size_bytes) + header <= u64::from(self.size_bytes)
             && frames_min <= u64::from(self.body_size_bytes)
-            && self
-                .lsn_first
-                .checked_add(u64::from(self.fragment_count))
-                .is_some()
+            && self.lsn_first < LSN_MAX - u64::from(self.fragment_count)
+            && self.lsn_durable <= LSN_MAX
+            && self.epoch < u32::MAX
+            && !(self.continues() && self.fragment_count == 0)
     }
 }
 
@@ -230,6 +233,9 @@ pub struct BodySummary {
 /// continuation only at the start and only when `continues`, an open record only at the end.
 /// Returns `None` if it does not.
 pub fn body_check(body: &[u8], fragment_count: u32, continues: bool) -> Option<BodySummary> {
+    if continues && fragment_count == 0 {
+        return None;
+    }
     let mut offset = 0usize;
     let mut summary = BodySummary {
         records_completed: 0,

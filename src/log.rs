@@ -106,6 +106,10 @@ pub struct Log<S: Storage> {
     writer: Writer,
     /// Writes in flight, in submission order (a ring).
     inflight: Vec<Inflight>,
+    /// The buffers of completed writes, held in their ring slot until every earlier write has
+    /// completed too: buffers are reused in submission order, so the ring never holds more
+    /// writes than there are buffers, however out of order writes complete.
+    inflight_buffers: Vec<Option<AlignedBuffer>>,
     inflight_head: usize,
     inflight_len: usize,
     /// The result of the last completed sync, by token.
@@ -201,6 +205,11 @@ impl<S: Storage> Log<S> {
                 .map_err(io_error(IoOperation::SegmentCreate, Some(0)))?;
             segments.push(0);
         }
+        if segments.iter().any(|&segment| segment >= format::LSN_MAX) {
+            return Err(Error::NotALog {
+                reason: "a segment is named beyond the LSN range",
+            });
+        }
         if segments.len() > config.segment_count_max as usize {
             return Err(Error::ConfigMismatch {
                 field: "segment_count_max",
@@ -248,6 +257,7 @@ impl<S: Storage> Log<S> {
                 block_header: BlockHeader::default(),
             },
             inflight: vec![Inflight::default(); count],
+            inflight_buffers: (0..count).map(|_| None).collect(),
             inflight_head: 0,
             inflight_len: 0,
             sync_done: None,
@@ -295,6 +305,7 @@ impl<S: Storage> Log<S> {
             },
             epoch_max: 0,
             block_count: 0,
+            attested_watermark: None,
         };
         let end = scan.run(&mut self.table)?;
         let (chain, epoch_max, block_count) = (scan.chain, scan.epoch_max, scan.block_count);
@@ -329,16 +340,21 @@ impl<S: Storage> Log<S> {
                 .segment_remove(segment)
                 .map_err(io_error(IoOperation::SegmentRemove, Some(segment)))?;
         }
-        for index in 0..self.table.len() {
-            self.sync_wait(self.table.id(index))?;
-        }
-        self.epoch = epoch_max.checked_add(1).expect("epoch overflow");
+        self.epoch = epoch_max + 1;
         self.checksum_previous = chain.checksum_previous.unwrap_or(0);
         self.lsn_first = self.table.id(0);
         self.lsn_next = chain.lsn_next;
         self.lsn_written = chain.lsn_next;
         self.lsn_durable = chain.lsn_next;
         self.writer.block_offset_bytes = end.offset_bytes;
+        // Everything kept becomes durable before the seal attests it.
+        for index in 0..self.table.len() {
+            self.sync_wait(self.table.id(index))?;
+        }
+        if self.seal_needed(end.verdict)? {
+            self.seal_write()?;
+            self.sync_wait(self.table.last())?;
+        }
         self.report = RecoveryReport {
             lsn_first: self.lsn_first,
             lsn_next: self.lsn_next,
@@ -351,6 +367,93 @@ impl<S: Storage> Log<S> {
             lsn_lost: end.lsn_lost,
             epoch: self.epoch,
         };
+        Ok(())
+    }
+
+    /// Whether recovery must make its decision durable with a seal block: after a loss, and
+    /// after a torn tail whose first sector holds anything but zeros. Without a seal, bytes
+    /// that read badly only this time (a transient read fault) would read well at the next
+    /// open and bring back records this recovery dropped and the caller may since have
+    /// written anew; and a strict reopen after a point-in-time recovery would report the same
+    /// damage again.
+    fn seal_needed(&mut self, verdict: Verdict) -> Result<bool> {
+        let offset_bytes = self.writer.block_offset_bytes;
+        if verdict == Verdict::Accept || offset_bytes >= self.config.segment_size_bytes {
+            return Ok(false);
+        }
+        if verdict == Verdict::Lose {
+            return Ok(true);
+        }
+        let sector = self.config.sector_size_bytes as usize;
+        let start = self.cache.load(
+            &mut self.storage,
+            self.table.last(),
+            self.config.segment_size_bytes,
+            offset_bytes,
+            sector,
+        )?;
+        Ok(self.cache.bytes()[start..start + sector]
+            .iter()
+            .any(|&byte| byte != 0))
+    }
+
+    /// Writes a seal where the log ends: a block of one sector with no records, of the new
+    /// epoch, chained to the last block kept, attesting every record kept as durable. Later
+    /// blocks of older epochs no longer continue the chain and no longer attest anything.
+    fn seal_write(&mut self) -> Result<()> {
+        let sector = self.config.sector_size_bytes as usize;
+        let segment = self.table.last();
+        let offset_bytes = self.writer.block_offset_bytes;
+        tracing::info!(
+            segment,
+            offset_bytes,
+            lsn = self.lsn_next,
+            "writing a seal block"
+        );
+        let mut buffer = self
+            .buffers_free
+            .pop()
+            .expect("write buffers are free at open");
+        let block = &mut buffer[..sector];
+        block.fill(0);
+        let mut header = BlockHeader {
+            checksum_body: format::checksum(&[]),
+            checksum_previous: self.checksum_previous,
+            epoch: self.epoch,
+            segment,
+            lsn_first: self.lsn_next,
+            lsn_durable: self.lsn_durable,
+            offset_bytes: u32::try_from(offset_bytes).expect("offset fits u32"),
+            size_bytes: sector as u32,
+            sector_size_bytes: self.config.sector_size_bytes,
+            block_size_bytes: self.config.block_size_bytes,
+            segment_size_bytes: self.config.segment_size_bytes,
+            ..BlockHeader::default()
+        };
+        self.checksum_previous = header.encode(block);
+        let token = self.token_take();
+        self.storage
+            .write_submit(token, segment, offset_bytes, buffer, sector);
+        let completion = self.storage.poll(true).expect("write in flight");
+        assert_eq!(
+            completion.token, token,
+            "only the seal is in flight at open"
+        );
+        let CompletionKind::Write { buffer } = completion.kind else {
+            panic!("the seal completed as a sync");
+        };
+        self.buffers_free.push(buffer);
+        self.cache.invalidate(segment, offset_bytes, sector as u64);
+        completion.result.map_err(|source| Error::Io {
+            operation: IoOperation::Write,
+            segment: Some(segment),
+            offset_bytes: Some(offset_bytes),
+            source,
+        })?;
+        let last = self.table.len() - 1;
+        self.table
+            .index_note(last, offset_bytes, self.lsn_next, false);
+        self.writer.block_offset_bytes += sector as u64;
         Ok(())
     }
 
@@ -772,13 +875,19 @@ impl<S: Storage> Log<S> {
         } = completion;
         match kind {
             CompletionKind::Write { buffer } => {
-                self.buffers_free.push(buffer);
                 let found = (0..self.inflight_len)
                     .map(|index| (self.inflight_head + index) % self.inflight.len())
                     .find(|&slot| self.inflight[slot].token == token);
                 let slot = found.expect("completion of an unknown write");
                 assert!(!self.inflight[slot].done);
+                assert!(self.inflight_buffers[slot].is_none());
                 self.inflight[slot].done = true;
+                self.inflight_buffers[slot] = Some(buffer);
+                // A read may have loaded this range while the write was in flight (the cache
+                // window is larger than one block): what it holds there is stale now.
+                let write = self.inflight[slot];
+                self.cache
+                    .invalidate(write.segment, write.offset_bytes, write.size_bytes);
                 if result.is_err() {
                     self.fail(IoOperation::Write, self.inflight[slot].segment);
                 }
@@ -795,6 +904,9 @@ impl<S: Storage> Log<S> {
         while self.inflight_len > 0 && self.inflight[self.inflight_head].done {
             let write = self.inflight[self.inflight_head];
             assert!(write.lsn_end >= self.lsn_written);
+            let buffer = self.inflight_buffers[self.inflight_head].take();
+            self.buffers_free
+                .push(buffer.expect("a completed write holds its buffer"));
             self.lsn_written = write.lsn_end;
             self.inflight_head = (self.inflight_head + 1) % self.inflight.len();
             self.inflight_len -= 1;
@@ -996,6 +1108,7 @@ impl<S: Storage> Log<S> {
             HeaderState::Zero => return Err(corruption(CorruptionKind::Missing)),
             HeaderState::Invalid => return Err(corruption(CorruptionKind::HeaderChecksum)),
             HeaderState::Misplaced(_) => return Err(corruption(CorruptionKind::Misplaced)),
+            HeaderState::Malformed(_) => return Err(corruption(CorruptionKind::Malformed)),
         };
         if self.inflight_overlaps(segment, offset_bytes, u64::from(header.size_bytes)) {
             self.writes_wait_all()?;

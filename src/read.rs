@@ -89,8 +89,10 @@ pub(crate) struct Place {
 pub(crate) enum HeaderState {
     Zero,
     Invalid,
-    /// Valid, but names another place or has impossible sizes.
+    /// Valid, but names another place or another configuration.
     Misplaced(BlockHeader),
+    /// Valid, but its fields are impossible (sizes, counts, LSNs, epoch).
+    Malformed(BlockHeader),
     Valid(BlockHeader),
 }
 
@@ -106,13 +108,13 @@ impl Place {
             && u64::from(header.offset_bytes) == self.offset_bytes
             && header.sector_size_bytes == self.sector_size_bytes
             && header.block_size_bytes == self.block_size_bytes
-            && header.segment_size_bytes == self.segment_size_bytes
-            && header.sizes_valid(self.sector_size_bytes, self.block_size_bytes)
+            && header.segment_size_bytes == self.segment_size_bytes;
+        let possible = header.sizes_valid(self.sector_size_bytes, self.block_size_bytes)
             && self.offset_bytes + u64::from(header.size_bytes) <= self.segment_size_bytes;
-        if placed {
-            HeaderState::Valid(header)
-        } else {
-            HeaderState::Misplaced(header)
+        match (placed, possible) {
+            (true, true) => HeaderState::Valid(header),
+            (false, _) => HeaderState::Misplaced(header),
+            (true, false) => HeaderState::Malformed(header),
         }
     }
 

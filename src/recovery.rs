@@ -116,6 +116,8 @@ pub(crate) struct Scan<'a, S: Storage> {
     pub chain: Chain,
     pub epoch_max: u32,
     pub block_count: u64,
+    /// The watermark the last attestation scan found, kept for the verdict that needed it.
+    pub attested_watermark: Option<Lsn>,
 }
 
 /// The end of the walk.
@@ -144,13 +146,17 @@ impl<S: Storage> Scan<'_, S> {
         table.push(self.segments[0]);
         loop {
             if offset_bytes == self.config.segment_size_bytes {
-                if !self.segment_next_chains(segment_index)? {
-                    return Ok(self.end(Verdict::Accept, segment_index, offset_bytes, None));
+                let next = segment_index + 1;
+                let named_next = self.segments.get(next) == Some(&self.chain.lsn_next);
+                if named_next || self.segment_next_chains(segment_index)? {
+                    // Either the next segment continues the log, or it is named after the next
+                    // LSN and its first block gets its own verdict.
+                    segment_index = next;
+                    offset_bytes = 0;
+                    table.push(self.segments[segment_index]);
+                    continue;
                 }
-                segment_index += 1;
-                offset_bytes = 0;
-                table.push(self.segments[segment_index]);
-                continue;
+                return self.segment_boundary_end(segment_index);
             }
             let (facts, accepted) = self.block_facts(segment_index, offset_bytes)?;
             let verdict = verdict(facts, self.config.recovery_mode);
@@ -192,7 +198,7 @@ impl<S: Storage> Scan<'_, S> {
                     return Ok(self.end(verdict, segment_index, offset_bytes, None));
                 }
                 Verdict::Corrupt | Verdict::Lose => {
-                    let lsn_lost = self.attested(segment_index, offset_bytes)?;
+                    let lsn_lost = self.attested_watermark;
                     if verdict == Verdict::Corrupt {
                         return Err(Error::Corruption {
                             segment: self.segments[segment_index],
@@ -202,6 +208,32 @@ impl<S: Storage> Scan<'_, S> {
                     }
                     return Ok(self.end(verdict, segment_index, offset_bytes, lsn_lost));
                 }
+            }
+        }
+    }
+
+    /// The walk reached the end of a full segment and no later segment continues the log:
+    /// the log ends here unless a later block attests that records after it were durable.
+    fn segment_boundary_end(&mut self, segment_index: usize) -> Result<End> {
+        let offset_bytes = self.config.segment_size_bytes;
+        let lsn_lost = self.attested(segment_index, offset_bytes)?;
+        let facts = BlockFacts {
+            header_valid: false,
+            body_valid: false,
+            chained: false,
+            successor: false,
+            attested: lsn_lost.is_some(),
+        };
+        match verdict(facts, self.config.recovery_mode) {
+            Verdict::TornTail => Ok(self.end(Verdict::Accept, segment_index, offset_bytes, None)),
+            Verdict::Corrupt => Err(Error::Corruption {
+                segment: self.segments[segment_index + 1],
+                offset_bytes: 0,
+                kind: CorruptionKind::Misplaced,
+            }),
+            verdict => {
+                assert_eq!(verdict, Verdict::Lose);
+                Ok(self.end(verdict, segment_index, offset_bytes, lsn_lost))
             }
         }
     }
@@ -261,21 +293,21 @@ impl<S: Storage> Scan<'_, S> {
         if verdict(facts, self.config.recovery_mode) == Verdict::Accept {
             return Ok((facts, accepted));
         }
-        facts.successor = !self.chain.record_open && self.segment_next_chains(segment_index)?;
+        facts.successor = self.segment_next_chains(segment_index)?;
+        self.attested_watermark = None;
         if !facts.successor {
-            facts.attested = self.attested(segment_index, offset_bytes)?.is_some();
+            self.attested_watermark = self.attested(segment_index, offset_bytes)?;
+            facts.attested = self.attested_watermark.is_some();
         }
         Ok((facts, accepted))
     }
 
     /// Whether the segment after `segment_index` exists, is named after the next LSN, and
-    /// its first block continues the chain.
+    /// its first block continues the chain. A record the crash left open at the end of this
+    /// segment is abandoned by a newer epoch's first block there, which `continued_by` allows.
     fn segment_next_chains(&mut self, segment_index: usize) -> Result<bool> {
         let next = segment_index + 1;
         if next >= self.segments.len() || self.segments[next] != self.chain.lsn_next {
-            return Ok(false);
-        }
-        if self.chain.record_open {
             return Ok(false);
         }
         let place = self.place(next, 0);
@@ -323,6 +355,7 @@ impl<S: Storage> Scan<'_, S> {
             HeaderState::Zero => CorruptionKind::Missing,
             HeaderState::Invalid => CorruptionKind::HeaderChecksum,
             HeaderState::Misplaced(_) => CorruptionKind::Misplaced,
+            HeaderState::Malformed(_) => CorruptionKind::Malformed,
             HeaderState::Valid(header) => {
                 match place.load_body(self.cache, self.storage, &header)? {
                     Err(kind) => kind,

@@ -1,0 +1,767 @@
+//! `SimStorage`: the storage seam under simulated time, with faults.
+//!
+//! Every operation completes after a seeded delay on the simulated clock, so writes in flight
+//! complete out of order. A write becomes visible when it completes and durable when a sync
+//! submitted after its completion completes. A crash ("power loss") decides, sector by sector,
+//! the fate of every write in flight and every completed write not yet synced: kept, lost, or
+//! torn. Faults are drawn from the seed and bounded so that the run stays meaningful; each
+//! damaging fault records the lowest LSN it may have damaged (its "taint") for the oracle.
+
+use crate::swarm::Faults;
+use crate::Digest;
+use ballast_log::format::{BlockHeader, HeaderRead, BLOCK_HEADER_SIZE_BYTES};
+use ballast_log::storage::{
+    assert_aligned, AlignedBuffer, Clock, Completion, CompletionKind, SegmentId, Storage,
+};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::io;
+use std::rc::Rc;
+
+/// Fault classes the simulator can inject, for the per-class summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FaultClass {
+    /// Writes completing out of submission order.
+    Reorder,
+    /// A power loss with writes in flight or unsynced.
+    Crash,
+    /// A sector cut in the middle by a crash.
+    Torn,
+    /// A read that fails with EIO.
+    ReadError,
+    /// A read that returns flipped bits (the same on every retry).
+    BitFlip,
+    /// A write that lands at the wrong offset.
+    Misdirect,
+    /// A sync that fails.
+    SyncError,
+    /// A write that fails with EIO.
+    WriteError,
+    /// Segment creation failing with ENOSPC.
+    NoSpace,
+}
+
+/// Every fault class, in summary order.
+pub const FAULT_CLASSES: [FaultClass; 9] = [
+    FaultClass::Reorder,
+    FaultClass::Crash,
+    FaultClass::Torn,
+    FaultClass::ReadError,
+    FaultClass::BitFlip,
+    FaultClass::Misdirect,
+    FaultClass::SyncError,
+    FaultClass::WriteError,
+    FaultClass::NoSpace,
+];
+
+struct Segment {
+    current: Vec<u8>,
+    durable: Vec<u8>,
+    /// Sectors written (completed) since their last sync.
+    dirty: Vec<bool>,
+    /// Sectors ever written: misdirected writes only land where nothing was.
+    written: Vec<bool>,
+}
+
+enum Operation {
+    Write {
+        segment: SegmentId,
+        offset_bytes: u64,
+        buffer: AlignedBuffer,
+        size_bytes: usize,
+        /// Where the write really lands (differs when misdirected).
+        target_bytes: u64,
+    },
+    Sync {
+        segment: SegmentId,
+        /// The dirty sectors when the sync was submitted: what it makes durable.
+        covers: Vec<usize>,
+        fails: bool,
+    },
+}
+
+struct Pending {
+    token: u64,
+    complete_at_ns: u64,
+    sequence: u64,
+    operation: Operation,
+    error: bool,
+}
+
+/// A read fault on one sector: EIO, or a deterministic bit flip.
+#[derive(Clone, Copy, Debug)]
+struct ReadFault {
+    segment: SegmentId,
+    sector: usize,
+    flip: Option<(usize, u8)>,
+}
+
+/// The simulated disk. [`SimStorage`] is the handle the log owns.
+pub struct SimDisk {
+    rng: ChaCha8Rng,
+    faults: Faults,
+    sector_size_bytes: u32,
+    now_ns: Cell<u64>,
+    metadata: Option<Vec<u8>>,
+    segments: BTreeMap<SegmentId, Segment>,
+    pending: Vec<Pending>,
+    sequence: u64,
+    read_faults: Vec<ReadFault>,
+    /// After the crash point, every operation fails: the process is considered dead.
+    crash_at_operation: Option<u64>,
+    operations: u64,
+    crashed: bool,
+    /// The lowest LSN the active read faults may damage (cleared with them).
+    pub taint_read_lsn: Option<u64>,
+    /// The lowest LSN a misdirected write may have damaged; the oracle clears it once a
+    /// recovery has passed it.
+    pub taint_write_lsn: Option<u64>,
+    /// Storage operations at the start of the current log call: the liveness bound.
+    pub call_start_operations: u64,
+    /// How often each fault class fired.
+    pub fired: BTreeMap<FaultClass, u64>,
+    /// The trace digest.
+    pub digest: Digest,
+}
+
+const LATENCY_NS_MIN: u64 = 5_000;
+/// More storage operations than this in one log call means the log is stuck in a loop.
+const OPERATIONS_PER_CALL_MAX: u64 = 1_000_000;
+/// Longer than any block the swarm draws, in sectors.
+const BLOCK_SECTORS_LOOKBACK: usize = 256;
+
+impl SimDisk {
+    /// A simulated disk driven by `rng`, with the fault rates of `faults`.
+    pub fn new(rng: ChaCha8Rng, faults: Faults, sector_size_bytes: u32) -> SimDisk {
+        SimDisk {
+            rng,
+            faults,
+            sector_size_bytes,
+            now_ns: Cell::new(0),
+            metadata: None,
+            segments: BTreeMap::new(),
+            pending: Vec::new(),
+            sequence: 0,
+            read_faults: Vec::new(),
+            crash_at_operation: None,
+            operations: 0,
+            crashed: false,
+            taint_read_lsn: None,
+            taint_write_lsn: None,
+            call_start_operations: 0,
+            fired: BTreeMap::new(),
+            digest: Digest::default(),
+        }
+    }
+
+    fn fire(&mut self, class: FaultClass) {
+        *self.fired.entry(class).or_default() += 1;
+        self.digest.add(0xFA17, class as u64);
+    }
+
+    /// Moves the clock forward (the workload's think time).
+    pub fn advance_ns(&mut self, delta_ns: u64) {
+        self.now_ns.set(self.now_ns.get() + delta_ns);
+    }
+
+    /// Arms a crash after `operations_more` further storage operations.
+    pub fn crash_arm(&mut self, operations_more: u64) {
+        self.crash_at_operation = Some(self.operations + operations_more);
+    }
+
+    /// Whether the crash point was reached: the log's results since then do not count.
+    pub fn crashed(&self) -> bool {
+        self.crashed
+    }
+
+    /// Storage operations so far (the liveness bound counts them).
+    pub fn operations(&self) -> u64 {
+        self.operations
+    }
+
+    /// Counts an operation; returns true if the process is dead (crash point reached).
+    fn step(&mut self) -> bool {
+        self.operations += 1;
+        let in_call = self.operations - self.call_start_operations;
+        assert!(
+            in_call < OPERATIONS_PER_CALL_MAX,
+            "liveness: {in_call} storage operations in one log call"
+        );
+        if let Some(at) = self.crash_at_operation {
+            if self.operations >= at {
+                self.crashed = true;
+            }
+        }
+        self.crashed
+    }
+
+    fn latency_ns(&mut self) -> u64 {
+        let max = self.faults.latency_ns_max.max(LATENCY_NS_MIN + 1);
+        self.rng.random_range(LATENCY_NS_MIN..max)
+    }
+
+    fn dead() -> io::Error {
+        io::Error::other("simulated process is dead")
+    }
+
+    /// Power loss: every write in flight and every unsynced sector meets its fate; read
+    /// faults and the crash point are cleared; the disk is whole again for the next open.
+    pub fn crash(&mut self) {
+        self.fire(FaultClass::Crash);
+        let pending = std::mem::take(&mut self.pending);
+        for operation in pending {
+            if let Operation::Write {
+                segment,
+                buffer,
+                size_bytes,
+                target_bytes,
+                ..
+            } = operation.operation
+            {
+                if !operation.error {
+                    self.write_apply(segment, target_bytes, &buffer[..size_bytes]);
+                }
+            }
+        }
+        let sector = self.sector_size_bytes as usize;
+        let torn_rate = self.faults.torn_rate;
+        let ids: Vec<SegmentId> = self.segments.keys().copied().collect();
+        for id in ids {
+            let dirty: Vec<usize> = (0..self.segments[&id].dirty.len())
+                .filter(|&index| self.segments[&id].dirty[index])
+                .collect();
+            for index in dirty {
+                let fate = self.rng.random_range(0..3u8);
+                let torn = fate == 2 && self.rng.random_bool(torn_rate);
+                let cut = self.rng.random_range(0..sector);
+                let fill = self.rng.random::<u8>();
+                let segment = self.segments.get_mut(&id).expect("segment");
+                let range = index * sector..(index + 1) * sector;
+                match (fate, torn) {
+                    (0, _) => {}
+                    (_, false) => segment.current[range.clone()]
+                        .copy_from_slice(&segment.durable[range.clone()]),
+                    (_, true) => segment.current[range.start + cut..range.end].fill(fill),
+                }
+                segment.durable[range.clone()].copy_from_slice(&segment.current[range]);
+                segment.dirty[index] = false;
+                if torn {
+                    self.fire(FaultClass::Torn);
+                }
+                self.digest.add(id ^ index as u64, u64::from(fate));
+            }
+        }
+        self.read_faults_clear();
+        self.crash_at_operation = None;
+        self.crashed = false;
+    }
+
+    /// The segments on the disk.
+    pub fn segment_ids(&self) -> Vec<SegmentId> {
+        self.segments.keys().copied().collect()
+    }
+
+    /// Removes every read fault (a repaired or replaced disk).
+    pub fn read_faults_clear(&mut self) {
+        self.read_faults.clear();
+        self.taint_read_lsn = None;
+    }
+
+    /// Whether read faults are active.
+    pub fn read_faults_active(&self) -> bool {
+        !self.read_faults.is_empty()
+    }
+
+    /// The lowest LSN any active damage may have touched.
+    pub fn taint_lsn(&self) -> Option<u64> {
+        match (self.taint_read_lsn, self.taint_write_lsn) {
+            (Some(read), Some(write)) => Some(read.min(write)),
+            (read, write) => read.or(write),
+        }
+    }
+
+    /// A clean restart without power loss (the process ended; the page cache survives).
+    pub fn restart(&mut self) {
+        self.crash_at_operation = None;
+        self.crashed = false;
+        self.read_faults_clear();
+        while self.complete_next().is_some() {}
+    }
+
+    /// Draws read faults for the next open: a bounded set of sectors that read back wrong.
+    pub fn read_faults_draw(&mut self) {
+        self.read_faults_clear();
+        let count = self.faults.read_fault_sectors_max;
+        for _ in 0..count {
+            if !self.rng.random_bool(self.faults.read_fault_rate) {
+                continue;
+            }
+            let Some((segment, sector)) = self.sector_written_pick() else {
+                return;
+            };
+            let flip = if self.rng.random_bool(0.5) {
+                let bit = self.rng.random_range(0..8);
+                Some((
+                    self.rng.random_range(0..self.sector_size_bytes as usize),
+                    1u8 << bit,
+                ))
+            } else {
+                None
+            };
+            self.taint(segment, sector);
+            self.read_faults.push(ReadFault {
+                segment,
+                sector,
+                flip,
+            });
+        }
+    }
+
+    fn sector_written_pick(&mut self) -> Option<(SegmentId, usize)> {
+        let candidates: Vec<(SegmentId, usize)> = self
+            .segments
+            .iter()
+            .flat_map(|(&id, segment)| {
+                segment
+                    .written
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &written)| written)
+                    .map(move |(index, _)| (id, index))
+            })
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        Some(candidates[self.rng.random_range(0..candidates.len())])
+    }
+
+    /// Records the lowest LSN the block covering a sector may hold.
+    fn taint(&mut self, segment: SegmentId, sector: usize) {
+        if let Some(lsn) = self.block_lsn_covering(segment, sector) {
+            self.taint_read_lsn = Some(self.taint_read_lsn.map_or(lsn, |taint| taint.min(lsn)));
+        }
+    }
+
+    /// The lowest `lsn_first` of the valid blocks whose extent covers `sector`, looking back
+    /// further than the swarm's largest block; `None` if no valid block covers it.
+    fn block_lsn_covering(&self, segment: SegmentId, sector: usize) -> Option<u64> {
+        let bytes = &self.segments.get(&segment)?.current;
+        let sector_size = self.sector_size_bytes as usize;
+        let mut lowest = None;
+        for start in (0..=sector).rev().take(BLOCK_SECTORS_LOOKBACK) {
+            let at = start * sector_size;
+            if let HeaderRead::Valid(header) = BlockHeader::decode(&bytes[at..]) {
+                if start * sector_size + header.size_bytes as usize > sector * sector_size {
+                    let lsn = header.lsn_first;
+                    lowest = Some(lowest.map_or(lsn, |low: u64| low.min(lsn)));
+                }
+            }
+        }
+        lowest
+    }
+
+    fn write_apply(&mut self, segment: SegmentId, offset_bytes: u64, data: &[u8]) {
+        let sector = self.sector_size_bytes as usize;
+        let Some(target) = self.segments.get_mut(&segment) else {
+            return;
+        };
+        let start = offset_bytes as usize;
+        target.current[start..start + data.len()].copy_from_slice(data);
+        for index in start / sector..(start + data.len()) / sector {
+            target.dirty[index] = true;
+            target.written[index] = true;
+        }
+    }
+
+    /// Completes the pending operation due first; returns it.
+    fn complete_next(&mut self) -> Option<Completion> {
+        let index = (0..self.pending.len()).min_by_key(|&index| {
+            let pending = &self.pending[index];
+            (pending.complete_at_ns, pending.sequence)
+        })?;
+        if self
+            .pending
+            .iter()
+            .any(|other| other.sequence < self.pending[index].sequence)
+        {
+            self.fire(FaultClass::Reorder);
+        }
+        let pending = self.pending.swap_remove(index);
+        self.now_ns
+            .set(self.now_ns.get().max(pending.complete_at_ns));
+        self.digest.add(pending.token, pending.complete_at_ns);
+        let result = if pending.error {
+            Err(io::Error::from_raw_os_error(5))
+        } else {
+            Ok(())
+        };
+        let kind = match pending.operation {
+            Operation::Write {
+                segment,
+                buffer,
+                size_bytes,
+                target_bytes,
+                ..
+            } => {
+                if !pending.error {
+                    self.write_apply(segment, target_bytes, &buffer[..size_bytes]);
+                }
+                CompletionKind::Write { buffer }
+            }
+            Operation::Sync {
+                segment,
+                covers,
+                fails,
+            } => {
+                if !fails {
+                    self.sync_apply(segment, &covers);
+                }
+                CompletionKind::Sync
+            }
+        };
+        Some(Completion {
+            token: pending.token,
+            kind,
+            result,
+        })
+    }
+
+    fn sync_apply(&mut self, segment: SegmentId, covers: &[usize]) {
+        let sector = self.sector_size_bytes as usize;
+        let Some(target) = self.segments.get_mut(&segment) else {
+            return;
+        };
+        for &index in covers {
+            let range = index * sector..(index + 1) * sector;
+            target.durable[range.clone()].copy_from_slice(&target.current[range]);
+            target.dirty[index] = false;
+        }
+    }
+
+    fn misdirect_target(
+        &mut self,
+        segment: SegmentId,
+        offset_bytes: u64,
+        size_bytes: usize,
+    ) -> u64 {
+        if !self.rng.random_bool(self.faults.misdirect_rate) {
+            return offset_bytes;
+        }
+        let sector = self.sector_size_bytes as usize;
+        let Some(target) = self.segments.get(&segment) else {
+            return offset_bytes;
+        };
+        let sectors = size_bytes / sector;
+        let last_written = target
+            .written
+            .iter()
+            .rposition(|&written| written)
+            .map_or(0, |at| at + 1);
+        let intended = offset_bytes as usize / sector;
+        let start = last_written.max(intended + sectors);
+        if start + sectors > target.written.len() {
+            return offset_bytes;
+        }
+        let landing = self
+            .rng
+            .random_range(start..=target.written.len() - sectors);
+        self.fire(FaultClass::Misdirect);
+        // The intended sectors keep their old content: what the write was to hold there is
+        // lost, which the caller records as a taint from the write's first LSN.
+        (landing * sector) as u64
+    }
+}
+
+impl Clock for SimDisk {
+    fn now_ns(&self) -> u64 {
+        self.now_ns.get()
+    }
+}
+
+impl Storage for SimDisk {
+    fn sector_size_bytes(&self) -> u32 {
+        self.sector_size_bytes
+    }
+
+    fn metadata_read(&mut self, buffer: &mut [u8]) -> io::Result<bool> {
+        assert_aligned(self.sector_size_bytes, 0, buffer);
+        if self.step() {
+            return Err(Self::dead());
+        }
+        match &self.metadata {
+            None => Ok(false),
+            Some(metadata) => {
+                buffer.copy_from_slice(&metadata[..buffer.len()]);
+                Ok(true)
+            }
+        }
+    }
+
+    fn metadata_write(&mut self, buffer: &[u8]) -> io::Result<()> {
+        assert_aligned(self.sector_size_bytes, 0, buffer);
+        if self.step() {
+            return Err(Self::dead());
+        }
+        self.metadata = Some(buffer.to_vec());
+        Ok(())
+    }
+
+    fn segment_list(&mut self) -> io::Result<Vec<SegmentId>> {
+        if self.step() {
+            return Err(Self::dead());
+        }
+        Ok(self.segments.keys().copied().collect())
+    }
+
+    fn segment_create(&mut self, segment: SegmentId, size_bytes: u64) -> io::Result<()> {
+        if self.step() {
+            return Err(Self::dead());
+        }
+        if self.rng.random_bool(self.faults.no_space_rate) {
+            self.fire(FaultClass::NoSpace);
+            return Err(io::Error::from_raw_os_error(28));
+        }
+        let sectors = size_bytes as usize / self.sector_size_bytes as usize;
+        self.digest.add(0x5E6, segment);
+        self.segments.insert(
+            segment,
+            Segment {
+                current: vec![0; size_bytes as usize],
+                durable: vec![0; size_bytes as usize],
+                dirty: vec![false; sectors],
+                written: vec![false; sectors],
+            },
+        );
+        Ok(())
+    }
+
+    fn segment_remove(&mut self, segment: SegmentId) -> io::Result<()> {
+        if self.step() {
+            return Err(Self::dead());
+        }
+        self.digest.add(0x8E3, segment);
+        self.segments
+            .remove(&segment)
+            .map(|_| ())
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn segment_size_bytes(&mut self, segment: SegmentId) -> io::Result<u64> {
+        if self.step() {
+            return Err(Self::dead());
+        }
+        self.segments
+            .get(&segment)
+            .map(|segment| segment.current.len() as u64)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn read(&mut self, segment: SegmentId, offset_bytes: u64, buffer: &mut [u8]) -> io::Result<()> {
+        assert_aligned(self.sector_size_bytes, offset_bytes, buffer);
+        if self.step() {
+            return Err(Self::dead());
+        }
+        let latency = self.latency_ns();
+        self.advance_ns(latency / 4);
+        let sector = self.sector_size_bytes as usize;
+        let start = offset_bytes as usize;
+        let Some(source) = self.segments.get(&segment) else {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        };
+        let Some(bytes) = source.current.get(start..start + buffer.len()) else {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        };
+        buffer.copy_from_slice(bytes);
+        let first = start / sector;
+        let last = first + buffer.len() / sector;
+        let hits: Vec<ReadFault> = self
+            .read_faults
+            .iter()
+            .filter(|fault| fault.segment == segment && (first..last).contains(&fault.sector))
+            .copied()
+            .collect();
+        for fault in hits {
+            match fault.flip {
+                None => {
+                    self.fire(FaultClass::ReadError);
+                    return Err(io::Error::from_raw_os_error(5));
+                }
+                Some((byte, mask)) => {
+                    self.fire(FaultClass::BitFlip);
+                    buffer[(fault.sector - first) * sector + byte] ^= mask;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_submit(
+        &mut self,
+        token: u64,
+        segment: SegmentId,
+        offset_bytes: u64,
+        buffer: AlignedBuffer,
+        size_bytes: usize,
+    ) {
+        assert_aligned(self.sector_size_bytes, offset_bytes, &buffer[..size_bytes]);
+        let dead = self.step();
+        let overlapping = self.pending.iter().any(|pending| match &pending.operation {
+            Operation::Write {
+                segment: other,
+                offset_bytes: other_offset,
+                size_bytes: other_size,
+                ..
+            } => {
+                *other == segment
+                    && offset_bytes < other_offset + *other_size as u64
+                    && *other_offset < offset_bytes + size_bytes as u64
+            }
+            Operation::Sync { .. } => false,
+        });
+        assert!(!overlapping, "overlapping writes in flight");
+        let error = dead || self.rng.random_bool(self.faults.write_error_rate);
+        if error && !dead {
+            self.fire(FaultClass::WriteError);
+        }
+        let target_bytes = if error {
+            offset_bytes
+        } else {
+            self.misdirect_target(segment, offset_bytes, size_bytes)
+        };
+        if target_bytes != offset_bytes {
+            if let Some(lsn) = first_lsn_of(&buffer[..size_bytes]) {
+                self.taint_write_lsn = Some(self.taint_write_lsn.map_or(lsn, |t| t.min(lsn)));
+            }
+        }
+        let latency = self.latency_ns();
+        self.digest
+            .add(token ^ segment, offset_bytes ^ size_bytes as u64);
+        self.sequence += 1;
+        self.pending.push(Pending {
+            token,
+            complete_at_ns: self.now_ns.get() + latency,
+            sequence: self.sequence,
+            operation: Operation::Write {
+                segment,
+                offset_bytes,
+                buffer,
+                size_bytes,
+                target_bytes,
+            },
+            error,
+        });
+    }
+
+    fn sync_submit(&mut self, token: u64, segment: SegmentId) {
+        let dead = self.step();
+        let fails = dead || self.rng.random_bool(self.faults.sync_error_rate);
+        if fails && !dead {
+            self.fire(FaultClass::SyncError);
+        }
+        let covers = self
+            .segments
+            .get(&segment)
+            .map(|target| {
+                (0..target.dirty.len())
+                    .filter(|&index| target.dirty[index])
+                    .collect()
+            })
+            .unwrap_or_default();
+        let latency = self.latency_ns();
+        self.digest.add(token, 0x5C);
+        self.sequence += 1;
+        self.pending.push(Pending {
+            token,
+            complete_at_ns: self.now_ns.get() + latency,
+            sequence: self.sequence,
+            operation: Operation::Sync {
+                segment,
+                covers,
+                fails,
+            },
+            error: fails,
+        });
+    }
+
+    fn poll(&mut self, wait: bool) -> Option<Completion> {
+        let due = self
+            .pending
+            .iter()
+            .map(|pending| pending.complete_at_ns)
+            .min()?;
+        if !wait && due > self.now_ns.get() {
+            return None;
+        }
+        self.complete_next()
+    }
+}
+
+/// The `lsn_first` of the first block in a write buffer, if it holds a valid header.
+fn first_lsn_of(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() < BLOCK_HEADER_SIZE_BYTES {
+        return None;
+    }
+    match BlockHeader::decode(bytes) {
+        HeaderRead::Valid(header) => Some(header.lsn_first),
+        _ => None,
+    }
+}
+
+/// The log's handle on a shared [`SimDisk`]: the simulator keeps another handle, so that it
+/// can crash the disk, inspect it, and reopen after an `open` that failed.
+#[derive(Clone)]
+pub struct SimStorage(pub Rc<RefCell<SimDisk>>);
+
+impl Clock for SimStorage {
+    fn now_ns(&self) -> u64 {
+        self.0.borrow().now_ns()
+    }
+}
+
+impl Storage for SimStorage {
+    fn sector_size_bytes(&self) -> u32 {
+        self.0.borrow().sector_size_bytes()
+    }
+    fn metadata_read(&mut self, buffer: &mut [u8]) -> io::Result<bool> {
+        self.0.borrow_mut().metadata_read(buffer)
+    }
+    fn metadata_write(&mut self, buffer: &[u8]) -> io::Result<()> {
+        self.0.borrow_mut().metadata_write(buffer)
+    }
+    fn segment_list(&mut self) -> io::Result<Vec<SegmentId>> {
+        self.0.borrow_mut().segment_list()
+    }
+    fn segment_create(&mut self, segment: SegmentId, size_bytes: u64) -> io::Result<()> {
+        self.0.borrow_mut().segment_create(segment, size_bytes)
+    }
+    fn segment_remove(&mut self, segment: SegmentId) -> io::Result<()> {
+        self.0.borrow_mut().segment_remove(segment)
+    }
+    fn segment_size_bytes(&mut self, segment: SegmentId) -> io::Result<u64> {
+        self.0.borrow_mut().segment_size_bytes(segment)
+    }
+    fn read(&mut self, segment: SegmentId, offset_bytes: u64, buffer: &mut [u8]) -> io::Result<()> {
+        self.0.borrow_mut().read(segment, offset_bytes, buffer)
+    }
+    fn write_submit(
+        &mut self,
+        token: u64,
+        segment: SegmentId,
+        offset_bytes: u64,
+        buffer: AlignedBuffer,
+        size_bytes: usize,
+    ) {
+        self.0
+            .borrow_mut()
+            .write_submit(token, segment, offset_bytes, buffer, size_bytes)
+    }
+    fn sync_submit(&mut self, token: u64, segment: SegmentId) {
+        self.0.borrow_mut().sync_submit(token, segment)
+    }
+    fn poll(&mut self, wait: bool) -> Option<Completion> {
+        self.0.borrow_mut().poll(wait)
+    }
+}

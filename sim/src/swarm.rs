@@ -1,0 +1,176 @@
+//! Swarm testing: every seed draws its own log configuration, workload mix and fault rates,
+//! and which fault classes are on at all.
+
+use crate::storage::FaultClass;
+use ballast_log::format::{segment_capacity_bytes, BLOCK_HEADER_SIZE_BYTES};
+use ballast_log::{Config, RecoveryMode};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::fmt;
+
+/// Fault rates; a class whose rate is zero is off for this seed.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Largest latency of one operation.
+    pub latency_ns_max: u64,
+    /// Chance per workload operation to arm a power loss.
+    pub crash_rate: f64,
+    /// Chance that a sector a crash loses is torn instead (garbage after a cut).
+    pub torn_rate: f64,
+    /// Chance, per candidate sector at each open, of a read fault there.
+    pub read_fault_rate: f64,
+    /// How many sectors may carry read faults at once.
+    pub read_fault_sectors_max: u32,
+    /// Chance per write that it lands at the wrong offset.
+    pub misdirect_rate: f64,
+    /// Chance per sync that it fails.
+    pub sync_error_rate: f64,
+    /// Chance per write that it fails with EIO.
+    pub write_error_rate: f64,
+    /// Chance per segment creation that it fails with ENOSPC.
+    pub no_space_rate: f64,
+}
+
+/// The workload's mix: weights of operations and record shapes.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// Workload operations in the run.
+    pub operation_count: u32,
+    /// Largest record the workload appends (at most the config's maximum).
+    pub record_size_bytes_max: u32,
+    /// Chance that a record is small (up to 64 bytes).
+    pub record_small_rate: f64,
+    /// Largest batch.
+    pub batch_count_max: u32,
+    /// Weights of: append, batch, flush, read, cursor, truncate, tick, close-and-reopen,
+    /// process restart.
+    pub weights: [u32; 9],
+}
+
+/// Everything one seed runs with.
+#[derive(Clone, Debug)]
+pub struct Swarm {
+    /// The log's configuration.
+    pub config: Config,
+    /// The fault rates.
+    pub faults: Faults,
+    /// The workload mix.
+    pub workload: Workload,
+}
+
+fn chance(rng: &mut ChaCha8Rng, on: f64, low: f64, high: f64) -> f64 {
+    if rng.random_bool(on) {
+        rng.random_range(low..high)
+    } else {
+        0.0
+    }
+}
+
+impl Swarm {
+    /// Draws a swarm configuration.
+    pub fn draw(rng: &mut ChaCha8Rng) -> Swarm {
+        let config = config_draw(rng);
+        let faults = Faults {
+            latency_ns_max: rng.random_range(10_000..2_000_000),
+            crash_rate: chance(rng, 0.8, 0.001, 0.02),
+            torn_rate: chance(rng, 0.7, 0.1, 0.9),
+            read_fault_rate: chance(rng, 0.3, 0.05, 0.5),
+            read_fault_sectors_max: rng.random_range(1..4),
+            misdirect_rate: chance(rng, 0.3, 0.001, 0.02),
+            sync_error_rate: chance(rng, 0.3, 0.001, 0.02),
+            write_error_rate: chance(rng, 0.3, 0.001, 0.01),
+            no_space_rate: chance(rng, 0.3, 0.01, 0.2),
+        };
+        let record_size_bytes_max = rng.random_range(1..=config.record_size_bytes_max);
+        let workload = Workload {
+            operation_count: rng.random_range(200..1500),
+            record_size_bytes_max,
+            record_small_rate: rng.random_range(0.0..1.0),
+            batch_count_max: rng.random_range(1..32),
+            weights: [
+                rng.random_range(10..60),
+                rng.random_range(0..20),
+                rng.random_range(1..20),
+                rng.random_range(0..20),
+                rng.random_range(0..5),
+                rng.random_range(0..4),
+                rng.random_range(0..4),
+                rng.random_range(0..2),
+                rng.random_range(0..2),
+            ],
+        };
+        Swarm {
+            config,
+            faults,
+            workload,
+        }
+    }
+
+    /// The fault classes that can fire under this configuration.
+    pub fn enabled(&self) -> Vec<FaultClass> {
+        let faults = &self.faults;
+        let mut enabled = Vec::new();
+        if self.config.write_buffer_count >= 2 {
+            enabled.push(FaultClass::Reorder);
+        }
+        let classes = [
+            (faults.crash_rate, FaultClass::Crash),
+            (faults.crash_rate * faults.torn_rate, FaultClass::Torn),
+            (faults.read_fault_rate, FaultClass::ReadError),
+            (faults.read_fault_rate, FaultClass::BitFlip),
+            (faults.misdirect_rate, FaultClass::Misdirect),
+            (faults.sync_error_rate, FaultClass::SyncError),
+            (faults.write_error_rate, FaultClass::WriteError),
+            (faults.no_space_rate, FaultClass::NoSpace),
+        ];
+        enabled.extend(
+            classes
+                .iter()
+                .filter(|(rate, _)| *rate > 0.0)
+                .map(|&(_, class)| class),
+        );
+        enabled
+    }
+}
+
+fn config_draw(rng: &mut ChaCha8Rng) -> Config {
+    let sector: u32 = if rng.random_bool(0.5) { 512 } else { 4096 };
+    let block = sector * [1, 2, 4, 8][rng.random_range(0..4)];
+    let write_buffer = block * rng.random_range(1..=4);
+    let segment_blocks = rng.random_range(write_buffer / block..=32).max(2);
+    let segment = u64::from(block) * u64::from(segment_blocks);
+    let header = BLOCK_HEADER_SIZE_BYTES as u32;
+    let capacity = segment_capacity_bytes(segment, block, 0, header);
+    let record_bound = capacity.min(3 * u64::from(block));
+    let record_max = rng.random_range(record_bound / 8..=record_bound).max(1) as u32;
+    Config {
+        sector_size_bytes: sector,
+        block_size_bytes: block,
+        segment_size_bytes: segment,
+        write_buffer_size_bytes: write_buffer,
+        write_buffer_count: rng.random_range(1..=4),
+        record_size_bytes_max: record_max,
+        segment_count_max: rng.random_range(3..=12),
+        read_buffer_size_bytes: block * rng.random_range(1..=4),
+        flush_size_bytes: rng
+            .random_bool(0.3)
+            .then(|| rng.random_range(1..=u64::from(write_buffer) * 2)),
+        flush_timeout_ns: rng
+            .random_bool(0.3)
+            .then(|| rng.random_range(10_000..5_000_000)),
+        recovery_mode: if rng.random_bool(0.5) {
+            RecoveryMode::Strict
+        } else {
+            RecoveryMode::PointInTime
+        },
+    }
+}
+
+impl fmt::Display for Swarm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "config: {:?}", self.config)?;
+        writeln!(f, "faults: {:?}", self.faults)?;
+        writeln!(f, "workload: {:?}", self.workload)?;
+        write!(f, "enabled: {:?}", self.enabled())
+    }
+}

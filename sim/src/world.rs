@@ -1,0 +1,685 @@
+//! One seeded world: the workload drives the real `Log` over `SimStorage`, and the oracle, a
+//! plain model of the log, checks every result and every recovery.
+
+use crate::storage::{FaultClass, SimDisk, SimStorage};
+use crate::swarm::Swarm;
+use crate::{Digest, Seeds};
+use ballast_log::{Config, Error, Log, Lsn, RecoveryMode};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+
+/// Why a seed failed; each class has its own exit code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The log broke its contract: the oracle saw a wrong result.
+    Correctness(String),
+    /// The log stopped making progress.
+    Liveness(String),
+    /// The log panicked (a broken assertion).
+    Panic(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Correctness(message) => write!(f, "correctness: {message}"),
+            Failure::Liveness(message) => write!(f, "liveness: {message}"),
+            Failure::Panic(message) => write!(f, "panic: {message}"),
+        }
+    }
+}
+
+/// What one seed did.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The seed.
+    pub seed: u64,
+    /// The configuration it drew.
+    pub swarm: Swarm,
+    /// The trace digest: equal for equal seeds.
+    pub digest: u64,
+    /// Why it failed, if it did.
+    pub failure: Option<Failure>,
+    /// How often each fault class fired.
+    pub fired: BTreeMap<FaultClass, u64>,
+    /// Storage operations simulated.
+    pub storage_operations: u64,
+    /// Workload operations run.
+    pub workload_operations: u64,
+    /// Recoveries checked.
+    pub recoveries: u64,
+    /// Corruption errors the strict mode reported (and the oracle expected).
+    pub corruptions_reported: u64,
+}
+
+/// The oracle's model of the log.
+#[derive(Default)]
+struct Model {
+    /// The content id of the record at each LSN (index = LSN).
+    ids: Vec<u64>,
+    first: Lsn,
+    /// The highest LSN passed to `truncate_prefix`: a crash in the middle of one may leave
+    /// any prefix of its segment removals done.
+    truncate_requested: Lsn,
+    acknowledged: Lsn,
+    id_next: u64,
+}
+
+impl Model {
+    fn next(&self) -> Lsn {
+        self.ids.len() as Lsn
+    }
+}
+
+/// Workload operations, in the order of `Workload::weights`.
+#[derive(Clone, Copy, Debug)]
+enum Operation {
+    Append,
+    Batch,
+    Flush,
+    Read,
+    Cursor,
+    Truncate,
+    Tick,
+    Reopen,
+    Restart,
+}
+
+const OPERATIONS: [Operation; 9] = [
+    Operation::Append,
+    Operation::Batch,
+    Operation::Flush,
+    Operation::Read,
+    Operation::Cursor,
+    Operation::Truncate,
+    Operation::Tick,
+    Operation::Reopen,
+    Operation::Restart,
+];
+
+/// Opens an operator tries before the run counts as stuck.
+const RECOVERY_ATTEMPTS_MAX: u32 = 16;
+
+/// Workload operations without a new acknowledgement before the run counts as stuck.
+const PROGRESS_OPERATIONS_MAX: u64 = 5_000;
+
+struct World {
+    swarm: Swarm,
+    disk: Rc<RefCell<SimDisk>>,
+    rng: ChaCha8Rng,
+    crash_rng: ChaCha8Rng,
+    log: Option<Log<SimStorage>>,
+    model: Model,
+    digest: Digest,
+    mode_override: Option<RecoveryMode>,
+    operations: u64,
+    operations_since_progress: u64,
+    recoveries: u64,
+    corruptions_reported: u64,
+    record: Vec<u8>,
+    batch: Vec<Vec<u8>>,
+    /// Prints each operation (BALLAST_SIM_TRACE set): for debugging one seed.
+    trace: bool,
+    read_buffer: Vec<u8>,
+}
+
+type Checked = Result<(), Failure>;
+
+fn wrong(message: String) -> Failure {
+    Failure::Correctness(message)
+}
+
+/// Runs one seed to the end and reports what happened.
+pub fn run(seed: u64) -> Outcome {
+    let mut seeds = Seeds::split(seed);
+    let swarm = Swarm::draw(&mut seeds.swarm);
+    let disk = SimDisk::new(
+        seeds.storage,
+        swarm.faults.clone(),
+        swarm.config.sector_size_bytes,
+    );
+    let mut world = World {
+        disk: Rc::new(RefCell::new(disk)),
+        rng: seeds.workload,
+        crash_rng: seeds.crash,
+        log: None,
+        model: Model::default(),
+        digest: Digest::default(),
+        mode_override: None,
+        operations: 0,
+        operations_since_progress: 0,
+        recoveries: 0,
+        corruptions_reported: 0,
+        record: Vec::new(),
+        batch: Vec::new(),
+        trace: std::env::var_os("BALLAST_SIM_TRACE").is_some(),
+        read_buffer: vec![0; swarm.config.record_size_bytes_max as usize],
+        swarm,
+    };
+    let result = panic::catch_unwind(AssertUnwindSafe(|| world.run()));
+    let failure = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(failure)) => Some(failure),
+        Err(payload) => Some(panic_failure(payload)),
+    };
+    world.log = None;
+    let disk = world.disk.borrow();
+    let mut digest = world.digest;
+    digest.add(disk.digest.0, disk.operations());
+    Outcome {
+        seed,
+        swarm: world.swarm.clone(),
+        digest: digest.0,
+        failure,
+        fired: disk.fired.clone(),
+        storage_operations: disk.operations(),
+        workload_operations: world.operations,
+        recoveries: world.recoveries,
+        corruptions_reported: world.corruptions_reported,
+    }
+}
+
+fn panic_failure(payload: Box<dyn std::any::Any + Send>) -> Failure {
+    let message = crate::panic_message_take().unwrap_or_else(|| {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|text| text.to_string()))
+            .unwrap_or_else(|| "panic with a non-string payload".to_string())
+    });
+    if message.contains("liveness:") {
+        Failure::Liveness(message)
+    } else {
+        Failure::Panic(message)
+    }
+}
+
+impl World {
+    fn config(&self) -> Config {
+        let mut config = self.swarm.config.clone();
+        config.recovery_mode = self.mode_override.unwrap_or(config.recovery_mode);
+        config
+    }
+
+    fn log(&mut self) -> &mut Log<SimStorage> {
+        self.log.as_mut().expect("log open")
+    }
+
+    fn run(&mut self) -> Checked {
+        self.recover()?;
+        let total: u32 = self.swarm.workload.weights.iter().sum();
+        for _ in 0..self.swarm.workload.operation_count {
+            self.operations += 1;
+            self.operations_since_progress += 1;
+            if self.operations_since_progress > PROGRESS_OPERATIONS_MAX {
+                return Err(Failure::Liveness(format!(
+                    "no record acknowledged in {PROGRESS_OPERATIONS_MAX} operations"
+                )));
+            }
+            self.crash_maybe_arm();
+            let think_ns = self
+                .rng
+                .random_range(0..self.swarm.faults.latency_ns_max / 2);
+            self.disk.borrow_mut().advance_ns(think_ns);
+            let operation = self.operation_pick(total);
+            self.digest.add(self.operations, operation as u64);
+            self.call_start();
+            if self.trace {
+                eprintln!(
+                    "op {} {operation:?} next {} acked {}",
+                    self.operations,
+                    self.model.next(),
+                    self.model.acknowledged
+                );
+            }
+            self.operation_run(operation)?;
+            if self.disk.borrow().crashed() {
+                self.power_loss()?;
+            }
+        }
+        self.finish()
+    }
+
+    /// Closes the log cleanly (retrying through injected failures) and checks that a reopen
+    /// keeps every record.
+    fn finish(&mut self) -> Checked {
+        for _attempt in 0..RECOVERY_ATTEMPTS_MAX {
+            self.call_start();
+            let log = self.log.take().expect("log open");
+            match log.close() {
+                Ok(_) => {
+                    self.acknowledge_all();
+                    self.disk.borrow_mut().restart();
+                    return self.recover_expecting_everything();
+                }
+                Err(Error::Failed { .. }) => self.power_loss()?,
+                Err(Error::Io { .. }) if self.swarm.faults.no_space_rate > 0.0 => {
+                    self.power_loss()?
+                }
+                Err(error) => return Err(wrong(format!("close: {error}"))),
+            }
+        }
+        Err(Failure::Liveness(
+            "the log could not be closed cleanly".into(),
+        ))
+    }
+
+    /// Marks the start of a log call for the liveness bound on storage operations.
+    fn call_start(&mut self) {
+        let mut disk = self.disk.borrow_mut();
+        disk.call_start_operations = disk.operations();
+    }
+
+    fn crash_maybe_arm(&mut self) {
+        let rate = self.swarm.faults.crash_rate;
+        if rate > 0.0 && self.crash_rng.random_bool(rate) {
+            let after = self.crash_rng.random_range(1..64);
+            self.disk.borrow_mut().crash_arm(after);
+        }
+    }
+
+    fn operation_pick(&mut self, total: u32) -> Operation {
+        let mut pick = self.rng.random_range(0..total.max(1));
+        for (index, &weight) in self.swarm.workload.weights.iter().enumerate() {
+            if pick < weight {
+                return OPERATIONS[index];
+            }
+            pick -= weight;
+        }
+        Operation::Append
+    }
+
+    fn operation_run(&mut self, operation: Operation) -> Checked {
+        match operation {
+            Operation::Append => self.append(1),
+            Operation::Batch => {
+                let count = self
+                    .rng
+                    .random_range(1..=self.swarm.workload.batch_count_max);
+                self.append(count)
+            }
+            Operation::Flush => {
+                let result = self.log().flush();
+                self.result_check(result)
+            }
+            Operation::Read => self.read_one(),
+            Operation::Cursor => self.cursor_scan(),
+            Operation::Truncate => self.truncate(),
+            Operation::Tick => {
+                let timeout = self.swarm.config.flush_timeout_ns.unwrap_or(1_000_000);
+                let delta = self.rng.random_range(0..timeout * 2);
+                self.disk.borrow_mut().advance_ns(delta);
+                let result = self.log().tick();
+                self.result_check(result)
+            }
+            Operation::Reopen => self.reopen_clean(),
+            Operation::Restart => {
+                self.log = None;
+                self.disk.borrow_mut().restart();
+                self.recover()
+            }
+        }
+    }
+
+    /// The bytes of the record with content id `id`: its size and bytes depend only on the id,
+    /// and its first bytes spell the id, so a misplaced record is caught.
+    fn record_make(&self, id: u64, out: &mut Vec<u8>) {
+        let workload = &self.swarm.workload;
+        let mut state = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let small = (next() % 1000) as f64 / 1000.0 < workload.record_small_rate;
+        let bound = if small {
+            65
+        } else {
+            u64::from(workload.record_size_bytes_max) + 1
+        };
+        let size = (next() % bound).min(u64::from(workload.record_size_bytes_max)) as usize;
+        out.clear();
+        let salt = next() as u8 | 1;
+        out.extend((0..size).map(|index| (index as u8).wrapping_mul(salt)));
+        let prefix = size.min(8);
+        out[..prefix].copy_from_slice(&id.to_le_bytes()[..prefix]);
+    }
+
+    fn append(&mut self, count: u32) -> Checked {
+        let id_first = self.model.id_next;
+        self.model.id_next += u64::from(count);
+        let result = if count == 1 {
+            let mut record = std::mem::take(&mut self.record);
+            self.record_make(id_first, &mut record);
+            let result = self.log().append(&record).map(|_| ());
+            self.record = record;
+            result
+        } else {
+            let mut batch = std::mem::take(&mut self.batch);
+            batch.resize_with(count as usize, Vec::new);
+            for (offset, record) in batch.iter_mut().enumerate() {
+                self.record_make(id_first + offset as u64, record);
+            }
+            let result = self.log().append_batch(&batch).map(|_| ());
+            self.batch = batch;
+            result
+        };
+        // The log's own next LSN says how many of the records it placed, whatever the result.
+        let placed = self.log().next_lsn() - self.model.next();
+        if placed > u64::from(count) {
+            return Err(wrong(format!(
+                "{placed} records placed by an append of {count}"
+            )));
+        }
+        self.model.ids.extend(id_first..id_first + placed);
+        self.result_check(result)
+    }
+
+    /// Folds the log's durable watermark into the model, and judges an operation's error.
+    fn result_check(&mut self, result: Result<(), Error>) -> Checked {
+        let (next, durable) = (self.log().next_lsn(), self.log().durable_lsn());
+        self.digest.add(next, durable);
+        self.acknowledge();
+        let Err(error) = result else {
+            return Ok(());
+        };
+        self.digest.add(0xE0, 1);
+        if self.disk.borrow().crashed() {
+            return Ok(());
+        }
+        match error {
+            Error::Failed { .. } => {
+                let enabled = self.swarm.enabled();
+                let expected = enabled.contains(&FaultClass::WriteError)
+                    || enabled.contains(&FaultClass::SyncError);
+                if !expected {
+                    return Err(wrong(format!("fail-stop without an IO fault: {error}")));
+                }
+                self.power_loss()
+            }
+            Error::LogFull { .. } => self.truncate_to(self.model.acknowledged),
+            Error::Io { .. } if self.swarm.faults.no_space_rate > 0.0 => Ok(()),
+            error => self.error_expected(error, None),
+        }
+    }
+
+    /// Errors from reads are expected only where damage was injected.
+    fn error_expected(&mut self, error: Error, lsn: Option<Lsn>) -> Checked {
+        let disk = self.disk.borrow();
+        if disk.crashed() {
+            return Ok(());
+        }
+        let taint = disk.taint_lsn();
+        let damaged = match lsn {
+            Some(lsn) => taint.is_some_and(|taint| taint <= lsn),
+            None => taint.is_some(),
+        };
+        match error {
+            Error::Corruption { .. } if damaged => Ok(()),
+            Error::Io { .. } if disk.read_faults_active() => Ok(()),
+            error => Err(wrong(format!("unexpected error: {error}"))),
+        }
+    }
+
+    fn acknowledge(&mut self) {
+        let durable = self.log().durable_lsn();
+        let next = self.log().next_lsn();
+        assert!(durable <= next, "durable {durable} beyond next {next}");
+        if durable > self.model.acknowledged {
+            self.model.acknowledged = durable;
+            self.operations_since_progress = 0;
+        }
+    }
+
+    fn read_one(&mut self) -> Checked {
+        let (first, next) = (self.model.first, self.model.next());
+        if first == next {
+            return Ok(());
+        }
+        let lsn = self.rng.random_range(first..next);
+        self.read_check(lsn)
+    }
+
+    fn read_check(&mut self, lsn: Lsn) -> Checked {
+        // Taken, not borrowed: a failed read may lead to a recovery that reads again.
+        let mut buffer = std::mem::take(&mut self.read_buffer);
+        buffer.resize(self.swarm.config.record_size_bytes_max as usize, 0);
+        let result = self.log().read(lsn, &mut buffer);
+        let checked = match result {
+            Ok(size) => self.record_compare(lsn, &buffer[..size]),
+            Err(Error::Failed { .. }) => self.result_check(Err(result.unwrap_err())),
+            Err(error) => self.error_expected(error, Some(lsn)),
+        };
+        self.read_buffer = buffer;
+        checked
+    }
+
+    fn record_compare(&mut self, lsn: Lsn, data: &[u8]) -> Checked {
+        let id = self.model.ids[lsn as usize];
+        let mut expected = Vec::new();
+        self.record_make(id, &mut expected);
+        self.digest.add(lsn, data.len() as u64);
+        if data != expected.as_slice() {
+            return Err(wrong(format!(
+                "record {lsn} differs: {} bytes read, {} expected",
+                data.len(),
+                expected.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn cursor_scan(&mut self) -> Checked {
+        let durable = self.log().durable_lsn();
+        let first = self.model.first;
+        let from = self.rng.random_range(first..=durable.max(first));
+        let count_max = self.rng.random_range(1..64);
+        self.cursor_check(from, count_max)
+    }
+
+    /// Reads up to `count_max` records with a cursor from `from`; it must yield exactly the
+    /// model's durable records, in order.
+    fn cursor_check(&mut self, from: Lsn, count_max: u64) -> Checked {
+        let durable = self.log().durable_lsn();
+        let mut cursor = match self.log().cursor(from) {
+            Ok(cursor) => cursor,
+            Err(error) => return Err(wrong(format!("cursor({from}): {error}"))),
+        };
+        let mut expected = Vec::new();
+        for lsn in from..(from + count_max).min(durable) {
+            let id = self.model.ids[lsn as usize];
+            self.record_make(id, &mut expected);
+            let log = self.log.as_mut().expect("log open");
+            match log.cursor_next(&mut cursor) {
+                Ok(Some(record)) if record.lsn == lsn && record.data == expected.as_slice() => {}
+                Ok(Some(record)) => {
+                    return Err(wrong(format!(
+                        "cursor yielded a wrong record at {}",
+                        record.lsn
+                    )))
+                }
+                Ok(None) => return Err(wrong(format!("cursor ended at {lsn} below {durable}"))),
+                Err(error) => return self.error_expected(error, Some(lsn)),
+            }
+        }
+        if from + count_max >= durable {
+            let log = self.log.as_mut().expect("log open");
+            if let Ok(Some(record)) = log.cursor_next(&mut cursor) {
+                return Err(wrong(format!(
+                    "cursor yielded {} beyond durable",
+                    record.lsn
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn truncate(&mut self) -> Checked {
+        let (first, next) = (self.model.first, self.model.next());
+        let lsn = self.rng.random_range(first..=next);
+        self.truncate_to(lsn)
+    }
+
+    fn truncate_to(&mut self, lsn: Lsn) -> Checked {
+        if self.trace {
+            let first = self.log().first_lsn();
+            let segments: Vec<_> = self.disk.borrow().segment_ids();
+            eprintln!("truncate_prefix({lsn}) first {first} segments {segments:?}");
+        }
+        self.model.truncate_requested = self.model.truncate_requested.max(lsn);
+        let result = self.log().truncate_prefix(lsn);
+        if result.is_ok() {
+            let first = self.log().first_lsn();
+            if first > lsn.max(self.model.first) || first < self.model.first {
+                return Err(wrong(format!(
+                    "truncate_prefix({lsn}) moved first to {first}"
+                )));
+            }
+            self.model.first = first;
+        }
+        self.result_check(result)
+    }
+
+    fn reopen_clean(&mut self) -> Checked {
+        let log = self.log.take().expect("log open");
+        match log.close() {
+            Ok(_) => {
+                self.acknowledge_all();
+                self.disk.borrow_mut().restart();
+                self.recover_expecting_everything()
+            }
+            Err(_) if self.disk.borrow().crashed() => self.power_loss(),
+            Err(Error::Failed { .. }) => self.power_loss(),
+            Err(error) => Err(wrong(format!("close: {error}"))),
+        }
+    }
+
+    fn acknowledge_all(&mut self) {
+        self.model.acknowledged = self.model.next();
+        self.operations_since_progress = 0;
+    }
+
+    fn recover_expecting_everything(&mut self) -> Checked {
+        self.recover()?;
+        let next = self.log().next_lsn();
+        if next != self.model.next() {
+            return Err(wrong(format!(
+                "after a clean close, next lsn {next} instead of {}",
+                self.model.next()
+            )));
+        }
+        Ok(())
+    }
+
+    fn power_loss(&mut self) -> Checked {
+        if self.trace {
+            eprintln!("power loss");
+        }
+        self.log = None;
+        self.disk.borrow_mut().crash();
+        self.recover()
+    }
+}
+
+impl World {
+    /// Opens the log after a crash or restart, as an operator would: retries in point-in-time
+    /// mode after a corruption report, and after repairing a disk that failed reads.
+    fn recover(&mut self) -> Checked {
+        self.recoveries += 1;
+        if self.swarm.faults.read_fault_rate > 0.0 && self.model.next() > 0 {
+            self.disk.borrow_mut().read_faults_draw();
+        }
+        for _attempt in 0..RECOVERY_ATTEMPTS_MAX {
+            let config = self.config();
+            let mode = config.recovery_mode;
+            self.call_start();
+            let result = Log::open(config, SimStorage(Rc::clone(&self.disk)));
+            if self.trace {
+                let taint = self.disk.borrow().taint_lsn();
+                match &result {
+                    Ok(log) => eprintln!("open: {:?} taint {taint:?}", log.recovery_report()),
+                    Err(error) => eprintln!("open: {error} taint {taint:?}"),
+                }
+            }
+            match result {
+                Ok(log) => {
+                    self.log = Some(log);
+                    return self.recovered_check();
+                }
+                Err(Error::Corruption { .. }) if mode == RecoveryMode::Strict => {
+                    if self.disk.borrow().taint_lsn().is_none() {
+                        return Err(wrong(
+                            "corruption reported where nothing was damaged".into(),
+                        ));
+                    }
+                    self.corruptions_reported += 1;
+                    self.mode_override = Some(RecoveryMode::PointInTime);
+                }
+                Err(Error::Io { .. }) if self.disk.borrow().read_faults_active() => {
+                    self.disk.borrow_mut().read_faults_clear();
+                }
+                // A sync at open or the first segment's creation may fail under injected
+                // faults; the operator retries.
+                Err(Error::Failed { .. }) if self.swarm.faults.sync_error_rate > 0.0 => {}
+                Err(Error::Io { .. }) if self.swarm.faults.no_space_rate > 0.0 => {}
+                Err(error) => return Err(wrong(format!("recovery failed: {error}"))),
+            }
+        }
+        Err(Failure::Liveness(format!(
+            "recovery did not succeed in {RECOVERY_ATTEMPTS_MAX} attempts"
+        )))
+    }
+
+    /// The oracle's rules after a recovery.
+    fn recovered_check(&mut self) -> Checked {
+        self.mode_override = None;
+        let log = self.log.as_ref().expect("log open");
+        let (first, next, durable) = (log.first_lsn(), log.next_lsn(), log.durable_lsn());
+        self.digest.add(next, first);
+        let taint = self.disk.borrow().taint_lsn();
+        let required = self.model.acknowledged.min(taint.unwrap_or(Lsn::MAX));
+        if durable != next {
+            return Err(wrong(format!(
+                "after recovery, durable {durable} != next {next}"
+            )));
+        }
+        let first_max = self.model.first.max(self.model.truncate_requested);
+        if first < self.model.first || first > first_max {
+            return Err(wrong(format!(
+                "first lsn {first} outside [{}, {first_max}]",
+                self.model.first
+            )));
+        }
+        self.model.first = first;
+        if next < required {
+            return Err(wrong(format!(
+                "lost acknowledged records: recovered up to {next}, acknowledged {} (damage from {taint:?})",
+                self.model.acknowledged
+            )));
+        }
+        if next > self.model.next() {
+            return Err(wrong(format!(
+                "recovered {next} records but only {} were appended",
+                self.model.next()
+            )));
+        }
+        for lsn in first..next {
+            self.read_check(lsn)?;
+        }
+        self.cursor_check(first, next - first)?;
+        self.model.ids.truncate(next as usize);
+        self.model.acknowledged = next;
+        // Damage from a misdirected write stays on disk until the log has written past it.
+        let mut disk = self.disk.borrow_mut();
+        if disk.taint_write_lsn.is_some_and(|taint| next > taint) {
+            disk.taint_write_lsn = None;
+        }
+        Ok(())
+    }
+}

@@ -68,6 +68,19 @@ struct Position {
     frame_offset_bytes: usize,
     /// The LSN of the record the next frame belongs to.
     lsn_frame: Lsn,
+    /// What the next block's header must say, checked when it comes from storage.
+    expect: Expect,
+}
+
+/// The link a block read from storage must have to the walk that reached it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// Its own `checksum_header`, as the index recorded it.
+    Checksum(u32),
+    /// Its `checksum_previous`: the previous block's `checksum_header`.
+    Previous(u32),
+    /// Nothing known (the block was indexed while open in memory).
+    Unknown,
 }
 
 /// A position in the log from which [`Log::cursor_next`] yields durable records in order.
@@ -306,9 +319,16 @@ impl<S: Storage> Log<S> {
             epoch_max: 0,
             block_count: 0,
             attested_watermark: None,
+            chain_segment_start: Chain {
+                lsn_next: segments[0],
+                checksum_previous: None,
+                epoch: 0,
+                record_open: false,
+            },
         };
         let end = scan.run(&mut self.table)?;
         let (chain, epoch_max, block_count) = (scan.chain, scan.epoch_max, scan.block_count);
+        let chain_segment_start = scan.chain_segment_start;
         if end.verdict == Verdict::Lose {
             tracing::warn!(
                 segment = segments[end.segment_index],
@@ -347,11 +367,31 @@ impl<S: Storage> Log<S> {
         self.lsn_written = chain.lsn_next;
         self.lsn_durable = chain.lsn_next;
         self.writer.block_offset_bytes = end.offset_bytes;
+        let end_segment = self.table.last();
+        let holds_no_record = end_segment == chain.lsn_next;
+        let mut seal = self.seal_needed(end.verdict)?;
+        if holds_no_record && (end.offset_bytes > 0 || seal) {
+            seal = false;
+            // The last segment holds no complete record, only what a crash abandoned: make it
+            // empty again, so that it can take any record and nothing in it can come back.
+            tracing::info!(
+                segment = end_segment,
+                "recreating a segment that holds no record"
+            );
+            self.storage
+                .segment_create(end_segment, self.config.segment_size_bytes)
+                .map_err(io_error(IoOperation::SegmentCreate, Some(end_segment)))?;
+            self.cache
+                .invalidate(end_segment, 0, self.config.segment_size_bytes);
+            self.table.index_reset(self.table.len() - 1);
+            self.checksum_previous = chain_segment_start.checksum_previous.unwrap_or(0);
+            self.writer.block_offset_bytes = 0;
+        }
         // Everything kept becomes durable before the seal attests it.
         for index in 0..self.table.len() {
             self.sync_wait(self.table.id(index))?;
         }
-        if self.seal_needed(end.verdict)? {
+        if seal {
             self.seal_write()?;
             self.sync_wait(self.table.last())?;
         }
@@ -451,8 +491,13 @@ impl<S: Storage> Log<S> {
             source,
         })?;
         let last = self.table.len() - 1;
-        self.table
-            .index_note(last, offset_bytes, self.lsn_next, false);
+        self.table.index_note(
+            last,
+            offset_bytes,
+            self.lsn_next,
+            false,
+            self.checksum_previous,
+        );
         self.writer.block_offset_bytes += sector as u64;
         Ok(())
     }
@@ -773,7 +818,7 @@ impl<S: Storage> Log<S> {
         };
         let last = self.table.len() - 1;
         self.table
-            .index_note(last, writer.block_offset_bytes, lsn_first, continues);
+            .index_note(last, writer.block_offset_bytes, lsn_first, continues, 0);
         Ok(())
     }
 
@@ -797,6 +842,10 @@ impl<S: Storage> Log<S> {
         header.lsn_durable = self.lsn_durable;
         self.checksum_previous = header.encode(block);
         debug_assert!(matches!(BlockHeader::decode(block), HeaderRead::Valid(_)));
+        let block_offset = writer.block_offset_bytes;
+        let last = self.table.len() - 1;
+        self.table
+            .index_seal(last, block_offset, self.checksum_previous);
         writer.buffer_used_bytes += size;
         writer.block_offset_bytes += size as u64;
         writer.block_fill_bytes = 0;
@@ -1051,15 +1100,19 @@ impl<S: Storage> Log<S> {
     /// The position of a block at or before the one where record `lsn` starts.
     fn locate(&self, lsn: Lsn) -> Result<Position> {
         let index = self.table.find(lsn).ok_or_else(|| self.out_of_range(lsn))?;
-        let offset = self
+        let entry = self
             .table
             .index_locate(index, lsn)
             .expect("a segment holding records has index entries");
         Ok(Position {
             segment: self.table.id(index),
-            block_offset_bytes: u64::from(offset),
+            block_offset_bytes: u64::from(entry.offset_bytes),
             frame_offset_bytes: 0,
             lsn_frame: 0,
+            expect: match entry.checksum {
+                0 => Expect::Unknown,
+                checksum => Expect::Checksum(checksum),
+            },
         })
     }
 
@@ -1136,6 +1189,20 @@ impl<S: Storage> Log<S> {
             let (header, source) =
                 self.block_view(position.segment, position.block_offset_bytes)?;
             if position.frame_offset_bytes == 0 {
+                let linked = match position.expect {
+                    Expect::Checksum(checksum) => header.checksum_header == checksum,
+                    Expect::Previous(checksum) => header.checksum_previous == checksum,
+                    Expect::Unknown => true,
+                };
+                if matches!(source, Source::Cache(_)) && !linked {
+                    // A valid block that does not follow the walk: stale bytes where a write
+                    // never landed (a misdirected or lost write).
+                    return Err(Error::Corruption {
+                        segment: position.segment,
+                        offset_bytes: position.block_offset_bytes,
+                        kind: CorruptionKind::Misplaced,
+                    });
+                }
                 position.lsn_frame = header.lsn_first;
                 if !header.continues() {
                     assembled = None;
@@ -1192,6 +1259,7 @@ impl<S: Storage> Log<S> {
             }
             position.block_offset_bytes += u64::from(header.size_bytes);
             position.frame_offset_bytes = 0;
+            position.expect = Expect::Previous(header.checksum_header);
             if header.size_bytes == 0 {
                 // The open block in memory has no size yet: the walk cannot pass it.
                 return Err(self.walk_error(&position));

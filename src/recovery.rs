@@ -118,6 +118,8 @@ pub(crate) struct Scan<'a, S: Storage> {
     pub block_count: u64,
     /// The watermark the last attestation scan found, kept for the verdict that needed it.
     pub attested_watermark: Option<Lsn>,
+    /// The chain as it stood before the current segment's first block.
+    pub chain_segment_start: Chain,
 }
 
 /// The end of the walk.
@@ -144,6 +146,7 @@ impl<S: Storage> Scan<'_, S> {
         let mut segment_index = 0;
         let mut offset_bytes = 0;
         table.push(self.segments[0]);
+        self.chain_segment_start = self.chain;
         loop {
             if offset_bytes == self.config.segment_size_bytes {
                 let next = segment_index + 1;
@@ -154,6 +157,7 @@ impl<S: Storage> Scan<'_, S> {
                     segment_index = next;
                     offset_bytes = 0;
                     table.push(self.segments[segment_index]);
+                    self.chain_segment_start = self.chain;
                     continue;
                 }
                 return self.segment_boundary_end(segment_index);
@@ -180,6 +184,7 @@ impl<S: Storage> Scan<'_, S> {
                         offset_bytes,
                         header.lsn_first,
                         header.continues(),
+                        header.checksum_header,
                     );
                     self.accept(&header, summary);
                     offset_bytes += u64::from(header.size_bytes);
@@ -193,6 +198,7 @@ impl<S: Storage> Scan<'_, S> {
                     segment_index += 1;
                     offset_bytes = 0;
                     table.push(self.segments[segment_index]);
+                    self.chain_segment_start = self.chain;
                 }
                 Verdict::TornTail => {
                     return Ok(self.end(verdict, segment_index, offset_bytes, None));

@@ -18,6 +18,10 @@ pub(crate) struct IndexEntry {
     pub key: u64,
     /// Where the block starts in the segment.
     pub offset_bytes: u32,
+    /// The block's `checksum_header` once it is sealed (zero while it is open in memory): a
+    /// read checks it, and each later block's `checksum_previous`, so that a stale block left
+    /// where a write never landed is refused rather than read.
+    pub checksum: u32,
 }
 
 impl IndexEntry {
@@ -118,7 +122,14 @@ impl SegmentTable {
     }
 
     /// Notes a block that starts at `offset_bytes`; keeps it if it is the first in its stretch.
-    pub fn index_note(&mut self, index: usize, offset_bytes: u64, lsn_first: Lsn, continues: bool) {
+    pub fn index_note(
+        &mut self,
+        index: usize,
+        offset_bytes: u64,
+        lsn_first: Lsn,
+        continues: bool,
+        checksum: u32,
+    ) {
         let position = self.ring_position(index);
         let slot = (offset_bytes / self.block_size_bytes) as usize;
         assert!(slot < self.slots_per_segment);
@@ -131,6 +142,7 @@ impl SegmentTable {
         let entry = IndexEntry {
             key: IndexEntry::key(lsn_first, continues),
             offset_bytes: u32::try_from(offset_bytes).expect("offset fits u32"),
+            checksum,
         };
         let start = position * self.slots_per_segment;
         if let Some(previous) = len.checked_sub(1).map(|last| self.index[start + last]) {
@@ -138,6 +150,26 @@ impl SegmentTable {
         }
         self.index[start + slot] = entry;
         segment.index_len += 1;
+    }
+
+    /// Forgets a segment's index (the segment was recreated empty).
+    pub fn index_reset(&mut self, index: usize) {
+        let position = self.ring_position(index);
+        self.ring[position].index_len = 0;
+    }
+
+    /// Records the checksum of a block sealed after it was noted, if it is the entry of its
+    /// stretch.
+    pub fn index_seal(&mut self, index: usize, offset_bytes: u64, checksum: u32) {
+        let position = self.ring_position(index);
+        let slot = (offset_bytes / self.block_size_bytes) as usize;
+        let start = position * self.slots_per_segment;
+        let entry = &mut self.index[start + slot];
+        if slot < self.ring[position].index_len as usize
+            && u64::from(entry.offset_bytes) == offset_bytes
+        {
+            entry.checksum = checksum;
+        }
     }
 
     /// Lowers every key of a segment's index above `key_max` to it. Recovery calls it when a
@@ -155,12 +187,12 @@ impl SegmentTable {
 
     /// The offset of a block at or before the one where record `lsn` starts, from which a walk
     /// forward finds it; `None` if the segment has no blocks.
-    pub fn index_locate(&self, index: usize, lsn: Lsn) -> Option<u32> {
+    pub fn index_locate(&self, index: usize, lsn: Lsn) -> Option<IndexEntry> {
         let entries = self.entries(index);
         // The last block that starts with record `lsn` itself or with anything before it; the
         // blocks that continue `lsn` come after the one it starts in.
         let upto = entries.partition_point(|entry| entry.key <= IndexEntry::key(lsn, false));
-        upto.checked_sub(1).map(|at| entries[at].offset_bytes)
+        upto.checked_sub(1).map(|at| entries[at])
     }
 }
 
@@ -191,14 +223,26 @@ mod tests {
         table.push(0);
         // Slot 0: records 0..; slot 1: record 5 starts; slot 2 and 3: continuations of 5;
         // slot 4: record 6.
-        table.index_note(0, 0, 0, false);
-        table.index_note(0, 4096, 5, false);
-        table.index_note(0, 8192, 5, true);
-        table.index_note(0, 12288, 5, true);
-        table.index_note(0, 16384, 6, false);
-        assert_eq!(table.index_locate(0, 3), Some(0));
-        assert_eq!(table.index_locate(0, 5), Some(4096));
-        assert_eq!(table.index_locate(0, 6), Some(16384));
-        assert_eq!(table.index_locate(0, 9), Some(16384));
+        table.index_note(0, 0, 0, false, 0);
+        table.index_note(0, 4096, 5, false, 0);
+        table.index_note(0, 8192, 5, true, 0);
+        table.index_note(0, 12288, 5, true, 0);
+        table.index_note(0, 16384, 6, false, 0);
+        assert_eq!(
+            table.index_locate(0, 3).map(|entry| entry.offset_bytes),
+            Some(0)
+        );
+        assert_eq!(
+            table.index_locate(0, 5).map(|entry| entry.offset_bytes),
+            Some(4096)
+        );
+        assert_eq!(
+            table.index_locate(0, 6).map(|entry| entry.offset_bytes),
+            Some(16384)
+        );
+        assert_eq!(
+            table.index_locate(0, 9).map(|entry| entry.offset_bytes),
+            Some(16384)
+        );
     }
 }

@@ -83,6 +83,9 @@ pub fn panic_hook_install() {
             .cloned()
             .or_else(|| payload.downcast_ref::<&str>().map(|text| text.to_string()))
             .unwrap_or_default();
+        if std::env::var_os("BALLAST_SIM_TRACE").is_some() {
+            eprintln!("{}", std::backtrace::Backtrace::force_capture());
+        }
         PANIC_MESSAGE.with(|slot| *slot.borrow_mut() = Some(format!("{message}{location}")));
     }));
 }

@@ -3,6 +3,7 @@
 use ballast_sim::{run, seed_parse, Failure, FaultClass, Outcome, Swarm, FAULT_CLASSES};
 use clap::Parser;
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -14,6 +15,8 @@ const EXIT_LIVENESS: u8 = 11;
 const EXIT_PANIC: u8 = 12;
 const EXIT_SIMULATOR: u8 = 13;
 const EXIT_NONDETERMINISM: u8 = 14;
+/// Failures printed as they happen in a sweep; the summary counts them all.
+const FAILURES_PRINTED_MAX: usize = 20;
 
 /// Runs the real Ballast log against a simulated disk that injects latency, reordering,
 /// crashes, torn writes, read errors, bit flips, misdirected writes, sync and write failures
@@ -147,8 +150,10 @@ impl Tally {
             self.nondeterministic.push(outcome.seed);
         }
         if let Some(failure) = outcome.failure {
-            eprintln!("\nFAIL seed {}: {failure}", outcome.seed);
-            eprintln!("reproduce: {}", reproduce(outcome.seed));
+            if self.failures.len() < FAILURES_PRINTED_MAX {
+                eprintln!("\nFAIL seed {}: {failure}", outcome.seed);
+                eprintln!("reproduce: {}", reproduce(outcome.seed));
+            }
             self.failures.push((outcome.seed, failure));
         }
     }
@@ -178,11 +183,14 @@ fn sweep(from: u64, count: u64, jobs: usize, doublecheck: bool) -> ExitCode {
             });
         }
         drop(sender);
+        // On a terminal the line redraws every second; in a log it is a new line every 10 s.
+        let terminal = std::io::stderr().is_terminal();
+        let interval = Duration::from_secs(if terminal { 1 } else { 10 });
         let mut shown = Instant::now();
         for (outcome, again) in receiver {
             tally.add(outcome, again);
-            if shown.elapsed() >= Duration::from_secs(1) || tally.done == count {
-                progress(&tally, count, start);
+            if shown.elapsed() >= interval || tally.done == count {
+                progress(&tally, count, start, terminal);
                 shown = Instant::now();
             }
         }
@@ -191,14 +199,16 @@ fn sweep(from: u64, count: u64, jobs: usize, doublecheck: bool) -> ExitCode {
     summary(&tally, start)
 }
 
-fn progress(tally: &Tally, count: u64, start: Instant) {
+fn progress(tally: &Tally, count: u64, start: Instant, terminal: bool) {
     let seconds = start.elapsed().as_secs_f64().max(1e-9);
     eprint!(
-        "\rseeds {}/{count}  failures {}  {:.0} seeds/min  {:.2}M simulated storage ops/s   ",
+        "{}seeds {}/{count}  failures {}  {:.0} seeds/min  {:.2}M simulated storage ops/s   {}",
+        if terminal { "\r" } else { "" },
         tally.done,
         tally.failures.len(),
         tally.done as f64 * 60.0 / seconds,
         tally.storage_operations as f64 / seconds / 1e6,
+        if terminal { "" } else { "\n" },
     );
 }
 

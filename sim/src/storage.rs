@@ -374,6 +374,17 @@ impl SimDisk {
             target.dirty[index] = true;
             target.written[index] = true;
         }
+        // A read fault belongs to the sector, so it now damages what was just written there.
+        let sectors = start / sector..(start + data.len()) / sector;
+        let faulty: Vec<usize> = self
+            .read_faults
+            .iter()
+            .filter(|fault| fault.segment == segment && sectors.contains(&fault.sector))
+            .map(|fault| fault.sector)
+            .collect();
+        for sector_index in faulty {
+            self.taint(segment, sector_index);
+        }
     }
 
     /// Completes the pending operation due first; returns it.

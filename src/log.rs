@@ -1039,6 +1039,7 @@ impl<S: Storage> Log<S> {
             return Err(self.out_of_range(lsn));
         }
         let position = self.locate(lsn)?;
+        self.cache.window_set(self.config.block_size_bytes as usize);
         let (found, _) = self.record_find(lsn, position)?;
         let data = self.found_bytes(found);
         if buffer.len() < data.len() {
@@ -1078,6 +1079,8 @@ impl<S: Storage> Log<S> {
             Some(position) if position.segment == segment => position,
             _ => self.locate(lsn)?,
         };
+        self.cache
+            .window_set(self.config.read_buffer_size_bytes as usize);
         let (found, position) = self.record_find(lsn, position)?;
         cursor.position = Some(position);
         cursor.lsn_next = lsn + 1;

@@ -10,6 +10,11 @@ pub(crate) struct ReadCache {
     segment: SegmentId,
     offset_bytes: u64,
     size_bytes: usize,
+    /// How much a miss loads: the whole buffer for scans, one block for point reads.
+    window_bytes: usize,
+    /// The last block whose body was verified while in the buffer, with what it holds: a scan
+    /// that yields its records one call at a time checks it once, not once per record.
+    verified: Option<(SegmentId, u64, format::BodySummary)>,
 }
 
 impl ReadCache {
@@ -19,7 +24,15 @@ impl ReadCache {
             segment: 0,
             offset_bytes: 0,
             size_bytes: 0,
+            window_bytes: size_bytes as usize,
+            verified: None,
         }
+    }
+
+    /// Sets how much a miss loads (at least the block asked for, at most the buffer).
+    pub fn window_set(&mut self, window_bytes: usize) {
+        assert!(window_bytes > 0);
+        self.window_bytes = window_bytes.min(self.buffer.len());
     }
 
     /// Forgets what the buffer holds of `segment` from `offset_bytes` on, because it is about
@@ -29,6 +42,7 @@ impl ReadCache {
         let overlaps = offset_bytes < cached_end && self.offset_bytes < offset_bytes + size_bytes;
         if self.segment == segment && overlaps {
             self.size_bytes = 0;
+            self.verified = None;
         }
     }
 
@@ -51,9 +65,16 @@ impl ReadCache {
         if !hit {
             let sector = self.buffer.alignment_bytes() as u64;
             let start = offset_bytes / sector * sector;
-            let size = (self.buffer.len() as u64).min(segment_size_bytes - start) as usize;
+            let needed = (offset_bytes - start) as usize + size_bytes;
+            let window = self
+                .window_bytes
+                .max(needed)
+                .next_multiple_of(sector as usize);
+            let size = (window.min(self.buffer.len()) as u64).min(segment_size_bytes - start);
+            let size = size as usize;
             assert!(start + size as u64 >= offset_bytes + size_bytes as u64);
             self.size_bytes = 0;
+            self.verified = None;
             storage
                 .read(segment, start, &mut self.buffer[..size])
                 .map_err(|source| Error::Io {
@@ -150,12 +171,20 @@ impl Place {
             header.size_bytes as usize,
         )?;
         let body_start = start + BLOCK_HEADER_SIZE_BYTES;
+        if let Some((segment, offset_bytes, summary)) = cache.verified {
+            if (segment, offset_bytes) == (self.segment, self.offset_bytes) {
+                return Ok(Ok((body_start, summary)));
+            }
+        }
         let body = &cache.bytes()[body_start..body_start + header.body_size_bytes as usize];
         if format::checksum(body) != header.checksum_body {
             return Ok(Err(CorruptionKind::BodyChecksum));
         }
         match format::body_check(body, header.fragment_count, header.continues()) {
-            Some(summary) => Ok(Ok((body_start, summary))),
+            Some(summary) => {
+                cache.verified = Some((self.segment, self.offset_bytes, summary));
+                Ok(Ok((body_start, summary)))
+            }
             None => Ok(Err(CorruptionKind::Framing)),
         }
     }

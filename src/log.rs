@@ -9,7 +9,7 @@ use crate::format::{
     FLAG_CONTINUES, FORMAT_VERSION, FRAME_HEADER_SIZE_BYTES,
 };
 use crate::read::{HeaderState, Place, ReadCache};
-use crate::recovery::{Chain, RecoveryReport, Scan, Verdict};
+use crate::recovery::{Chain, End, RecoveryReport, Scan, Verdict};
 pub(crate) use crate::segments::IndexEntry;
 use crate::segments::SegmentTable;
 use crate::storage::{AlignedBuffer, Completion, CompletionKind, SegmentId, Storage};
@@ -305,61 +305,13 @@ impl<S: Storage> Log<S> {
     /// Walks the log, truncates what follows its end, makes what it kept durable, and sets
     /// the writer at the end.
     fn recover(&mut self, segments: &[SegmentId]) -> Result<()> {
-        let mut scan = Scan {
-            config: &self.config,
-            storage: &mut self.storage,
-            cache: &mut self.cache,
-            segments,
-            chain: Chain {
-                lsn_next: segments[0],
-                checksum_previous: None,
-                epoch: 0,
-                record_open: false,
-            },
-            epoch_max: 0,
-            block_count: 0,
-            attested_watermark: None,
-            chain_segment_start: Chain {
-                lsn_next: segments[0],
-                checksum_previous: None,
-                epoch: 0,
-                record_open: false,
-            },
-        };
+        let mut scan = Scan::new(&self.config, &mut self.storage, &mut self.cache, segments);
         let end = scan.run(&mut self.table)?;
         let (chain, epoch_max, block_count) = (scan.chain, scan.epoch_max, scan.block_count);
         let chain_segment_start = scan.chain_segment_start;
-        if end.verdict == Verdict::Lose {
-            tracing::warn!(
-                segment = segments[end.segment_index],
-                offset_bytes = end.offset_bytes,
-                lsn_next = chain.lsn_next,
-                lsn_lost = ?end.lsn_lost,
-                "recovery dropped acknowledged records after damaged data"
-            );
-        } else {
-            tracing::info!(
-                segment = segments[end.segment_index],
-                offset_bytes = end.offset_bytes,
-                verdict = ?end.verdict,
-                "log ends"
-            );
-        }
-        if chain.record_open {
-            let key = IndexEntry::key(chain.lsn_next, false);
-            self.table.index_clamp(self.table.len() - 1, key);
-            tracing::info!(
-                lsn = chain.lsn_next,
-                "abandoning a record the crash left open"
-            );
-        }
+        recovery_end_trace(&end, &chain, segments[end.segment_index]);
         let stale = &segments[end.segment_index + 1..];
-        for &segment in stale.iter().rev() {
-            tracing::info!(segment, "removing a segment after the end of the log");
-            self.storage
-                .segment_remove(segment)
-                .map_err(io_error(IoOperation::SegmentRemove, Some(segment)))?;
-        }
+        self.recovery_truncate(&chain, stale)?;
         self.epoch = epoch_max + 1;
         self.checksum_previous = chain.checksum_previous.unwrap_or(0);
         self.lsn_first = self.table.id(0);
@@ -367,13 +319,49 @@ impl<S: Storage> Log<S> {
         self.lsn_written = chain.lsn_next;
         self.lsn_durable = chain.lsn_next;
         self.writer.block_offset_bytes = end.offset_bytes;
+        self.recovery_settle(end.verdict, &chain_segment_start)?;
+        self.report = RecoveryReport {
+            lsn_first: self.lsn_first,
+            lsn_next: self.lsn_next,
+            block_count,
+            segment_count: self.table.len(),
+            segments_removed: stale.len(),
+            end: end.verdict,
+            end_segment: segments[end.segment_index],
+            end_offset_bytes: end.offset_bytes,
+            lsn_lost: end.lsn_lost,
+            epoch: self.epoch,
+        };
+        Ok(())
+    }
+
+    /// Abandons a record the crash left open and removes the segments after the end.
+    fn recovery_truncate(&mut self, chain: &Chain, stale: &[SegmentId]) -> Result<()> {
+        if chain.record_open {
+            let key = IndexEntry::key(chain.lsn_next, false);
+            self.table.index_clamp(self.table.len() - 1, key);
+            let lsn = chain.lsn_next;
+            tracing::info!(lsn, "abandoning a record the crash left open");
+        }
+        for &segment in stale.iter().rev() {
+            tracing::info!(segment, "removing a segment after the end of the log");
+            self.storage
+                .segment_remove(segment)
+                .map_err(io_error(IoOperation::SegmentRemove, Some(segment)))?;
+        }
+        Ok(())
+    }
+
+    /// Makes recovery's outcome durable and final: recreates a last segment that holds no
+    /// record, syncs every kept segment, then seals the end if it must.
+    fn recovery_settle(&mut self, verdict: Verdict, chain_segment_start: &Chain) -> Result<()> {
         let end_segment = self.table.last();
-        let holds_no_record = end_segment == chain.lsn_next;
-        let mut seal = self.seal_needed(end.verdict)?;
-        if holds_no_record && (end.offset_bytes > 0 || seal) {
+        let holds_no_record = end_segment == self.lsn_next;
+        let mut seal = self.seal_needed(verdict)?;
+        if holds_no_record && (self.writer.block_offset_bytes > 0 || seal) {
+            // Only what a crash abandoned is there: make it empty again, so that it can take
+            // any record and nothing in it can come back.
             seal = false;
-            // The last segment holds no complete record, only what a crash abandoned: make it
-            // empty again, so that it can take any record and nothing in it can come back.
             tracing::info!(
                 segment = end_segment,
                 "recreating a segment that holds no record"
@@ -395,18 +383,6 @@ impl<S: Storage> Log<S> {
             self.seal_write()?;
             self.sync_wait(self.table.last())?;
         }
-        self.report = RecoveryReport {
-            lsn_first: self.lsn_first,
-            lsn_next: self.lsn_next,
-            block_count,
-            segment_count: self.table.len(),
-            segments_removed: stale.len(),
-            end: end.verdict,
-            end_segment: segments[end.segment_index],
-            end_offset_bytes: end.offset_bytes,
-            lsn_lost: end.lsn_lost,
-            epoch: self.epoch,
-        };
         Ok(())
     }
 
@@ -1192,72 +1168,16 @@ impl<S: Storage> Log<S> {
             let (header, source) =
                 self.block_view(position.segment, position.block_offset_bytes)?;
             if position.frame_offset_bytes == 0 {
-                let linked = match position.expect {
-                    Expect::Checksum(checksum) => header.checksum_header == checksum,
-                    Expect::Previous(checksum) => header.checksum_previous == checksum,
-                    Expect::Unknown => true,
-                };
-                if matches!(source, Source::Cache(_)) && !linked {
-                    // A valid block that does not follow the walk: stale bytes where a write
-                    // never landed (a misdirected or lost write).
-                    return Err(Error::Corruption {
-                        segment: position.segment,
-                        offset_bytes: position.block_offset_bytes,
-                        kind: CorruptionKind::Misplaced,
-                    });
-                }
-                position.lsn_frame = header.lsn_first;
+                self.block_enter(&mut position, &header, source)?;
                 if !header.continues() {
                     assembled = None;
                 }
             }
             let body_size = header.body_size_bytes as usize;
             while position.frame_offset_bytes < body_size {
-                let body = &self.source_bytes(source)[..body_size];
-                let frame_at = position.frame_offset_bytes;
-                let (kind, size) = format::frame_decode(&body[frame_at..]);
-                let data_at = frame_at + FRAME;
-                let size = size as usize;
-                let lsn = position.lsn_frame;
-                position.frame_offset_bytes = data_at + size;
-                if matches!(kind, FragmentKind::Full | FragmentKind::Last) {
-                    position.lsn_frame += 1;
-                }
-                if lsn < target {
-                    continue;
-                }
-                if lsn > target {
-                    return Err(self.walk_error(&position));
-                }
-                let absolute = match source {
-                    Source::Memory(start) | Source::Cache(start) => start + data_at,
-                };
-                match (kind, assembled) {
-                    (FragmentKind::Full, _) => {
-                        let found = match source {
-                            Source::Memory(_) => Found::Memory {
-                                start: absolute,
-                                size,
-                            },
-                            Source::Cache(_) => Found::Cache {
-                                start: absolute,
-                                size,
-                            },
-                        };
-                        return Ok((found, position));
-                    }
-                    (FragmentKind::First, _) => {
-                        self.record_buffer_put(0, source, data_at, size, &position)?;
-                        assembled = Some(size);
-                    }
-                    (FragmentKind::Middle | FragmentKind::Last, Some(have)) => {
-                        self.record_buffer_put(have, source, data_at, size, &position)?;
-                        assembled = Some(have + size);
-                        if kind == FragmentKind::Last {
-                            return Ok((Found::Assembled { size: have + size }, position));
-                        }
-                    }
-                    (FragmentKind::Middle | FragmentKind::Last, None) => {}
+                let found = self.frame_take(target, &mut position, source, &mut assembled)?;
+                if let Some(found) = found {
+                    return Ok((found, position));
                 }
             }
             position.block_offset_bytes += u64::from(header.size_bytes);
@@ -1267,6 +1187,81 @@ impl<S: Storage> Log<S> {
                 // The open block in memory has no size yet: the walk cannot pass it.
                 return Err(self.walk_error(&position));
             }
+        }
+    }
+
+    /// Checks that a block read from storage follows the walk, and starts its LSN count.
+    fn block_enter(
+        &self,
+        position: &mut Position,
+        header: &BlockHeader,
+        source: Source,
+    ) -> Result<()> {
+        let linked = match position.expect {
+            Expect::Checksum(checksum) => header.checksum_header == checksum,
+            Expect::Previous(checksum) => header.checksum_previous == checksum,
+            Expect::Unknown => true,
+        };
+        if matches!(source, Source::Cache(_)) && !linked {
+            // A valid block that does not follow the walk: stale bytes where a write never
+            // landed (a misdirected or lost write).
+            return Err(Error::Corruption {
+                segment: position.segment,
+                offset_bytes: position.block_offset_bytes,
+                kind: CorruptionKind::Misplaced,
+            });
+        }
+        position.lsn_frame = header.lsn_first;
+        Ok(())
+    }
+
+    /// Takes the frame at the position: skips it if it belongs to an earlier record, gathers
+    /// it if it belongs to `target`, and returns the record once it is whole.
+    fn frame_take(
+        &mut self,
+        target: Lsn,
+        position: &mut Position,
+        source: Source,
+        assembled: &mut Option<usize>,
+    ) -> Result<Option<Found>> {
+        let frame_at = position.frame_offset_bytes;
+        let (kind, size) = format::frame_decode(&self.source_bytes(source)[frame_at..]);
+        let (data_at, size) = (frame_at + FRAME, size as usize);
+        let lsn = position.lsn_frame;
+        position.frame_offset_bytes = data_at + size;
+        if matches!(kind, FragmentKind::Full | FragmentKind::Last) {
+            position.lsn_frame += 1;
+        }
+        if lsn < target {
+            return Ok(None);
+        }
+        if lsn > target {
+            return Err(self.walk_error(position));
+        }
+        match (kind, *assembled) {
+            (FragmentKind::Full, _) => Ok(Some(match source {
+                Source::Memory(start) => Found::Memory {
+                    start: start + data_at,
+                    size,
+                },
+                Source::Cache(start) => Found::Cache {
+                    start: start + data_at,
+                    size,
+                },
+            })),
+            (FragmentKind::First, _) => {
+                self.record_buffer_put(0, source, data_at, size, position)?;
+                *assembled = Some(size);
+                Ok(None)
+            }
+            (FragmentKind::Middle | FragmentKind::Last, Some(have)) => {
+                self.record_buffer_put(have, source, data_at, size, position)?;
+                *assembled = Some(have + size);
+                let whole = kind == FragmentKind::Last;
+                Ok(whole.then_some(Found::Assembled { size: have + size }))
+            }
+            // The rest of a record abandoned by a crash, or of one before the walk began.
+            (FragmentKind::Middle | FragmentKind::Last, None) => Ok(None),
         }
     }
 
@@ -1308,6 +1303,22 @@ enum Source {
     Memory(usize),
     /// In the read buffer, from this offset.
     Cache(usize),
+}
+
+/// Says where and why the log ends; a loss of acknowledged records is a warning.
+fn recovery_end_trace(end: &End, chain: &Chain, segment: SegmentId) {
+    let offset_bytes = end.offset_bytes;
+    if end.verdict == Verdict::Lose {
+        tracing::warn!(
+            segment,
+            offset_bytes,
+            lsn_next = chain.lsn_next,
+            lsn_lost = ?end.lsn_lost,
+            "recovery dropped acknowledged records after damaged data"
+        );
+    } else {
+        tracing::info!(segment, offset_bytes, verdict = ?end.verdict, "log ends");
+    }
 }
 
 /// Judges the metadata against the config.

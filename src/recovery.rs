@@ -130,6 +130,41 @@ pub(crate) struct End {
     pub lsn_lost: Option<Lsn>,
 }
 
+impl Chain {
+    /// The chain before the first block of a log whose first segment is `segment`.
+    pub fn start(segment: SegmentId) -> Chain {
+        Chain {
+            lsn_next: segment,
+            checksum_previous: None,
+            epoch: 0,
+            record_open: false,
+        }
+    }
+}
+
+impl<'a, S: Storage> Scan<'a, S> {
+    /// A walk over `segments` (at least one, ascending).
+    pub fn new(
+        config: &'a Config,
+        storage: &'a mut S,
+        cache: &'a mut ReadCache,
+        segments: &'a [SegmentId],
+    ) -> Scan<'a, S> {
+        assert!(!segments.is_empty());
+        Scan {
+            config,
+            storage,
+            cache,
+            segments,
+            chain: Chain::start(segments[0]),
+            epoch_max: 0,
+            block_count: 0,
+            attested_watermark: None,
+            chain_segment_start: Chain::start(segments[0]),
+        }
+    }
+}
+
 impl<S: Storage> Scan<'_, S> {
     fn place(&self, segment_index: usize, offset_bytes: u64) -> Place {
         Place {

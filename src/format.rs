@@ -23,6 +23,8 @@ pub const METADATA_SIZE_BYTES: usize = 64;
 pub const FRAGMENT_SIZE_BYTES_MAX: u32 = (1 << 30) - 1;
 /// LSNs stay below this bound (index keys double them).
 pub const LSN_MAX: u64 = 1 << 62;
+/// Appends stop here, with room below `LSN_MAX` for the frame count of any block.
+pub const LSN_APPEND_MAX: u64 = LSN_MAX - (1 << 32);
 /// Block header flag: the body begins with the continuation of a record from the previous
 /// block (a `Middle` or `Last` fragment).
 pub const FLAG_CONTINUES: u16 = 1;
@@ -184,7 +186,6 @@ impl BlockHeader {
             && frames_min <= u64::from(self.body_size_bytes)
             && self.lsn_first < LSN_MAX - u64::from(self.fragment_count)
             && self.lsn_durable <= LSN_MAX
-            && self.epoch < u32::MAX
             && !(self.continues() && self.fragment_count == 0)
     }
 }

@@ -312,7 +312,9 @@ impl<S: Storage> Log<S> {
         recovery_end_trace(&end, &chain, segments[end.segment_index]);
         let stale = &segments[end.segment_index + 1..];
         self.recovery_truncate(&chain, stale)?;
-        self.epoch = epoch_max + 1;
+        self.epoch = epoch_max.checked_add(1).ok_or(Error::NotALog {
+            reason: "a block claims the last epoch: the epoch counter is exhausted",
+        })?;
         self.checksum_previous = chain.checksum_previous.unwrap_or(0);
         self.lsn_first = self.table.id(0);
         self.lsn_next = chain.lsn_next;
@@ -696,6 +698,11 @@ impl<S: Storage> Log<S> {
     /// does not fit.
     fn append_one(&mut self, record: &[u8]) -> Result<Lsn> {
         assert!(record.len() <= self.config.record_size_bytes_max as usize);
+        if self.lsn_next >= format::LSN_APPEND_MAX {
+            return Err(Error::LogFull {
+                lsn_next: self.lsn_next,
+            });
+        }
         if !self.record_fits(record.len()) {
             self.segment_roll()?;
             assert!(

@@ -185,10 +185,9 @@ impl<S: Storage> Scan<'_, S> {
         loop {
             if offset_bytes == self.config.segment_size_bytes {
                 let next = segment_index + 1;
-                let named_next = self.segments.get(next) == Some(&self.chain.lsn_next);
-                if named_next || self.segment_next_chains(segment_index)? {
-                    // Either the next segment continues the log, or it is named after the next
-                    // LSN and its first block gets its own verdict.
+                if self.segments.get(next) == Some(&self.chain.lsn_next) {
+                    // The next segment is named after the next LSN: its first block gets its
+                    // own verdict (Accept when it continues the log).
                     segment_index = next;
                     offset_bytes = 0;
                     table.push(self.segments[segment_index]);

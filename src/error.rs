@@ -7,6 +7,7 @@ use crate::config::ConfigError;
 use crate::Lsn;
 use std::fmt;
 use std::io;
+use std::path::PathBuf;
 
 /// Why a block or record on disk is not what was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +139,26 @@ pub enum Error {
         /// The next LSN that would have been appended.
         lsn_next: Lsn,
     },
+    /// Another writer holds the log directory's lock (in this process or another); nothing
+    /// was written.
+    Locked {
+        /// The log directory.
+        path: PathBuf,
+    },
+    /// The filesystem of the log directory refuses `O_DIRECT` (tmpfs before Linux 6.6,
+    /// ramfs, some network and FUSE filesystems). `DirectOptions::buffered_fallback` opts into
+    /// buffered IO with `fdatasync` instead.
+    DirectIoUnsupported {
+        /// The log directory.
+        path: PathBuf,
+    },
+    /// Opening the log directory or one of its files failed.
+    Open {
+        /// The directory or file.
+        path: PathBuf,
+        /// The error the operating system reported.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for Error {
@@ -212,6 +233,18 @@ impl fmt::Display for Error {
                 f,
                 "log full at lsn {lsn_next}: all segments in use; truncate_prefix frees them"
             ),
+            Error::Locked { path } => write!(
+                f,
+                "log directory {} is locked by another writer",
+                path.display()
+            ),
+            Error::DirectIoUnsupported { path } => write!(
+                f,
+                "the filesystem of {} refuses O_DIRECT; use a filesystem that accepts it \
+                 (ext4, xfs, btrfs) or opt into the buffered fallback",
+                path.display()
+            ),
+            Error::Open { path, source } => write!(f, "cannot open {}: {source}", path.display()),
         }
     }
 }
@@ -219,7 +252,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io { source, .. } => Some(source),
+            Error::Io { source, .. } | Error::Open { source, .. } => Some(source),
             Error::Config(error) => Some(error),
             _ => None,
         }

@@ -11,9 +11,13 @@
 //! would reject it.
 
 mod buffer;
+#[cfg(target_os = "linux")]
+mod direct;
 mod mem;
 
 pub use buffer::AlignedBuffer;
+#[cfg(target_os = "linux")]
+pub use direct::*;
 pub use mem::{MemStorage, SectorFate};
 
 use std::io;

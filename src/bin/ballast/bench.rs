@@ -1,0 +1,336 @@
+//! `ballast bench`: the log on `DirectStorage` against the raw device path, measured side by
+//! side in one run.
+//!
+//! - Bulk append of 128 B and 1 KiB records through the log (`append`, one `flush` at the
+//!   end), against a raw sequential `O_DIRECT` write of the same number of payload bytes in
+//!   1 MiB buffers into a file preallocated with `fallocate`, then one `fdatasync`. Each side
+//!   is timed from opening its files to the end of its sync; repetitions alternate log and
+//!   raw, and the medians are compared. Target: log / raw throughput at least 0.90.
+//! - One producer flushing after every 128 B record (`append` + `flush`), against a raw 4 KiB
+//!   `O_DIRECT` `pwrite` + `fdatasync` at the next offset of a preallocated file. Samples
+//!   alternate in rounds of 100 so that both see the same disk weather. Target: p99 of the log
+//!   at most 1.5 times the raw p99.
+
+use ballast_log::storage::{AlignedBuffer, DirectOptions, DirectStorage, IoMode};
+use ballast_log::{Config, Log};
+use clap::Args;
+use hdrhistogram::Histogram;
+use std::fs::OpenOptions;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use crate::size_human;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Directory for the benchmark's files, on the filesystem to measure (default: a new
+    /// directory under the system's temporary directory). Files are removed afterwards.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+
+    /// Payload bytes written by each bulk repetition.
+    #[arg(long = "size-bytes", value_name = "BYTES", default_value_t = 256 << 20)]
+    size_bytes: u64,
+
+    /// Repetitions of each bulk case (log and raw alternate); the median is reported.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    repetitions: u32,
+
+    /// Samples of each latency case (log and raw alternate sample by sample).
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(100..))]
+    samples: u32,
+}
+
+const RAW_BUFFER_SIZE_BYTES: usize = 1 << 20;
+const LATENCY_RECORD_SIZE_BYTES: usize = 128;
+const LATENCY_WRITE_SIZE_BYTES: usize = 4096;
+const LATENCY_ROUND_SAMPLES: u32 = 1;
+const RECORD_POOL_SIZE_BYTES: usize = 1 << 20;
+const ALIGNMENT_BYTES: usize = 4096;
+
+/// A scratch directory removed on drop.
+struct Scratch {
+    path: PathBuf,
+    remove: bool,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+fn bench_config(segment_count_max: u32) -> Config {
+    Config {
+        segment_count_max,
+        ..Config::default()
+    }
+}
+
+/// `ballast bench`.
+pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
+    let scratch = match &args.dir {
+        Some(dir) => Scratch {
+            path: dir.join(format!("ballast-bench-{}", std::process::id())),
+            remove: true,
+        },
+        None => Scratch {
+            path: std::env::temp_dir().join(format!("ballast-bench-{}", std::process::id())),
+            remove: true,
+        },
+    };
+    std::fs::create_dir_all(&scratch.path)
+        .map_err(|error| format!("{}: {error}", scratch.path.display()))?;
+    println!(
+        "ballast bench in {} ({} per bulk repetition, {} repetitions, {} latency samples)",
+        scratch.path.display(),
+        size_human(args.size_bytes),
+        args.repetitions,
+        args.samples
+    );
+    let pool = record_pool();
+    println!();
+    println!("| case | log | raw O_DIRECT | log / raw |");
+    println!("|------|-----|--------------|-----------|");
+    let mut targets_met = true;
+    for record_size in [128usize, 1024] {
+        let (log_ns, raw_ns, raw_deep_ns) = bulk_case(&scratch.path, args, record_size, &pool)?;
+        let rate = |ns: u64| args.size_bytes as f64 / ns as f64 * 1e3;
+        let (log_rate, raw_rate, raw_deep_rate) = (rate(log_ns), rate(raw_ns), rate(raw_deep_ns));
+        targets_met &= log_rate / raw_rate >= 0.90;
+        println!(
+            "| bulk append {record_size} B records | {log_rate:.0} MB/s ({:.2} M records/s) | \
+             {raw_rate:.0} MB/s (1 write in flight) | {:.2} |",
+            log_rate / record_size as f64,
+            log_rate / raw_rate
+        );
+        println!(
+            "| bulk append {record_size} B records | (same) | {raw_deep_rate:.0} MB/s ({} writes \
+             in flight, as the log) | {:.2} |",
+            Config::default().write_buffer_count,
+            log_rate / raw_deep_rate
+        );
+    }
+    let (log, raw) = latency_case(&scratch.path, args, &pool)?;
+    for (name, quantile) in [("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999)] {
+        let log_us = log.value_at_quantile(quantile) as f64 / 1e3;
+        let raw_us = raw.value_at_quantile(quantile) as f64 / 1e3;
+        if name == "p99" {
+            targets_met &= log_us <= 1.5 * raw_us;
+        }
+        println!(
+            "| append + flush 128 B, {name} | {log_us:.0} us | {raw_us:.0} us (4 KiB write + \
+             fdatasync) | {:.2} |",
+            log_us / raw_us
+        );
+    }
+    println!(
+        "| append + flush 128 B, max | {:.0} us | {:.0} us | |",
+        log.max() as f64 / 1e3,
+        raw.max() as f64 / 1e3
+    );
+    println!();
+    println!(
+        "targets (bulk log/raw >= 0.90, flush p99 <= 1.5 x raw): {}",
+        if targets_met { "met" } else { "NOT met" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pseudo-random bytes to slice records from.
+fn record_pool() -> Vec<u8> {
+    let mut state: u64 = 0x0BA1_1A57;
+    let mut pool = Vec::with_capacity(RECORD_POOL_SIZE_BYTES);
+    while pool.len() < RECORD_POOL_SIZE_BYTES {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        pool.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    pool
+}
+
+fn direct_storage(dir: &Path, config: &Config) -> Result<DirectStorage, String> {
+    let options = DirectOptions {
+        segment_count_max: config.segment_count_max,
+        ..DirectOptions::default()
+    };
+    let storage = DirectStorage::open(dir, &options).map_err(|error| error.to_string())?;
+    assert_eq!(storage.io_mode(), IoMode::Direct);
+    Ok(storage)
+}
+
+/// Median nanoseconds of the log, of the raw write, and of the raw write with as many
+/// writes in flight as the log keeps, alternating repetitions.
+fn bulk_case(
+    scratch: &Path,
+    args: &BenchArgs,
+    record_size: usize,
+    pool: &[u8],
+) -> Result<(u64, u64, u64), String> {
+    let mut log_ns = Vec::new();
+    let mut raw_ns = Vec::new();
+    let mut raw_deep_ns = Vec::new();
+    let depth = u64::from(Config::default().write_buffer_count);
+    for repetition in 0..args.repetitions {
+        let dir = scratch.join(format!("bulk-{record_size}-{repetition}"));
+        log_ns.push(bulk_log(&dir, args.size_bytes, record_size, pool)?);
+        let _ = std::fs::remove_dir_all(&dir);
+        let file = scratch.join(format!("raw-{record_size}-{repetition}"));
+        raw_ns.push(bulk_raw(&file, args.size_bytes, pool, 1)?);
+        let _ = std::fs::remove_file(&file);
+        raw_deep_ns.push(bulk_raw(&file, args.size_bytes, pool, depth)?);
+        let _ = std::fs::remove_file(&file);
+    }
+    let median = |mut values: Vec<u64>| {
+        values.sort_unstable();
+        values[values.len() / 2]
+    };
+    Ok((median(log_ns), median(raw_ns), median(raw_deep_ns)))
+}
+
+fn bulk_log(dir: &Path, size_bytes: u64, record_size: usize, pool: &[u8]) -> Result<u64, String> {
+    let config = Config::default();
+    let segment_count = size_bytes.div_ceil(config.segment_size_bytes) as u32 * 2 + 2;
+    let config = bench_config(segment_count.max(4));
+    let record_count = size_bytes / record_size as u64;
+    let start = Instant::now();
+    let storage = direct_storage(dir, &config)?;
+    let mut log = Log::open(config, storage).map_err(|error| error.to_string())?;
+    let offsets = pool.len() - record_size;
+    for index in 0..record_count {
+        let at = (index as usize * 61) % offsets;
+        log.append(&pool[at..at + record_size])
+            .map_err(|error| error.to_string())?;
+    }
+    log.flush().map_err(|error| error.to_string())?;
+    let elapsed = start.elapsed().as_nanos() as u64;
+    log.close().map_err(|error| error.to_string())?;
+    Ok(elapsed)
+}
+
+fn raw_file(path: &Path, size_bytes: u64) -> Result<std::fs::File, String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .map_err(|error| format!("{}: {error}", path.display()))?;
+    // SAFETY: plain system call on an open descriptor.
+    let allocated = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, size_bytes as libc::off_t) };
+    if allocated != 0 {
+        return Err(format!(
+            "fallocate {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(file)
+}
+
+fn pwrite_all(file: &std::fs::File, bytes: &[u8], offset: u64) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(bytes, offset)
+        .map_err(|error| format!("raw write: {error}"))
+}
+
+fn fdatasync(file: &std::fs::File) -> Result<(), String> {
+    file.sync_data()
+        .map_err(|error| format!("raw fdatasync: {error}"))
+}
+
+/// A raw sequential write in 1 MiB buffers with `depth` writes in flight (one thread each,
+/// thread `k` writing buffers `k`, `k + depth`, ...), then one `fdatasync`.
+fn bulk_raw(path: &Path, size_bytes: u64, pool: &[u8], depth: u64) -> Result<u64, String> {
+    let buffers: Vec<AlignedBuffer> = (0..depth)
+        .map(|_| {
+            let mut buffer = AlignedBuffer::new(RAW_BUFFER_SIZE_BYTES, ALIGNMENT_BYTES);
+            buffer.copy_from_slice(&pool[..RAW_BUFFER_SIZE_BYTES]);
+            buffer
+        })
+        .collect();
+    let size_bytes = size_bytes.next_multiple_of(RAW_BUFFER_SIZE_BYTES as u64);
+    let chunk_count = size_bytes / RAW_BUFFER_SIZE_BYTES as u64;
+    let start = Instant::now();
+    let file = raw_file(path, size_bytes)?;
+    std::thread::scope(|scope| {
+        let writers: Vec<_> = buffers
+            .iter()
+            .enumerate()
+            .map(|(lane, buffer)| {
+                let file = &file;
+                scope.spawn(move || -> Result<(), String> {
+                    let mut chunk = lane as u64;
+                    while chunk < chunk_count {
+                        pwrite_all(file, buffer, chunk * RAW_BUFFER_SIZE_BYTES as u64)?;
+                        chunk += depth;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        writers
+            .into_iter()
+            .try_for_each(|writer| writer.join().expect("raw writer"))
+    })?;
+    fdatasync(&file)?;
+    Ok(start.elapsed().as_nanos() as u64)
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Latency histograms (ns) of append + flush through the log and of a raw write + sync.
+fn latency_case(
+    scratch: &Path,
+    args: &BenchArgs,
+    pool: &[u8],
+) -> Result<(Histogram<u64>, Histogram<u64>), String> {
+    let dir = scratch.join("latency-log");
+    let config = bench_config(4);
+    let storage = direct_storage(&dir, &config)?;
+    let mut log = Log::open(config, storage).map_err(|error| error.to_string())?;
+    let raw_size = u64::from(args.samples) * LATENCY_WRITE_SIZE_BYTES as u64;
+    let raw = raw_file(&scratch.join("latency-raw"), raw_size)?;
+    let mut buffer = AlignedBuffer::new(LATENCY_WRITE_SIZE_BYTES, ALIGNMENT_BYTES);
+    buffer.copy_from_slice(&pool[..LATENCY_WRITE_SIZE_BYTES]);
+    let (mut log_histogram, mut raw_histogram) = (histogram(), histogram());
+    let mut sample = 0;
+    while sample < args.samples {
+        let round = LATENCY_ROUND_SAMPLES.min(args.samples - sample);
+        for index in sample..sample + round {
+            let at = index as usize % (pool.len() - LATENCY_RECORD_SIZE_BYTES);
+            let start = Instant::now();
+            log.append(&pool[at..at + LATENCY_RECORD_SIZE_BYTES])
+                .map_err(|error| error.to_string())?;
+            log.flush().map_err(|error| error.to_string())?;
+            log_histogram
+                .record(start.elapsed().as_nanos() as u64)
+                .expect("in bounds");
+        }
+        for index in sample..sample + round {
+            let start = Instant::now();
+            pwrite_all(
+                &raw,
+                &buffer,
+                u64::from(index) * LATENCY_WRITE_SIZE_BYTES as u64,
+            )?;
+            fdatasync(&raw)?;
+            raw_histogram
+                .record(start.elapsed().as_nanos() as u64)
+                .expect("in bounds");
+        }
+        sample += round;
+    }
+    log.close().map_err(|error| error.to_string())?;
+    Ok((log_histogram, raw_histogram))
+}

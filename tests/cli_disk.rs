@@ -1,0 +1,159 @@
+//! The `ballast` command on a log directory: `append` then `cat` give the records back,
+//! `verify` passes an intact log and names the file and offset of damage in a corrupted copy,
+//! `cat -f` follows a writer, `info` describes the log, and `demo --dir` crashes a real writer
+//! process and verifies.
+#![cfg(all(feature = "cli", target_os = "linux"))]
+
+mod disk_common;
+
+use disk_common::ScratchDir;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn ballast(args: &[&str], dir: &Path, stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ballast");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn success(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "ballast failed with {}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn append_then_cat_round_trip() {
+    let dir = ScratchDir::new("cli-roundtrip");
+    let log = dir.path().join("log");
+    let lines: String = (0..5000)
+        .map(|index| format!("record {index} {}\n", "x".repeat(index % 300)))
+        .collect();
+    let out = success(&ballast(&["append"], &log, lines.as_bytes()));
+    assert!(out.contains("appended 5000 records (lsn 0..5000)"), "{out}");
+    let out = success(&ballast(
+        &["append"],
+        &log,
+        b"one more\n\nafter an empty one",
+    ));
+    assert!(out.contains("lsn 5000..5003"), "{out}");
+    let cat = success(&ballast(&["cat"], &log, b""));
+    let expected = format!("{lines}one more\n\nafter an empty one\n");
+    assert!(cat == expected, "cat differs from what was appended");
+    let from = success(&ballast(&["cat", "--from", "4999", "--lsn"], &log, b""));
+    assert_eq!(
+        from,
+        format!(
+            "4999\trecord 4999 {}\n5000\tone more\n5001\t\n5002\tafter an empty one\n",
+            "x".repeat(4999 % 300)
+        )
+    );
+    // Length-prefixed records may hold any bytes, newlines included.
+    let mut framed = Vec::new();
+    for record in [&b"a\nb"[..], b"", &[0u8, 255, 10, 13]] {
+        framed.extend_from_slice(&(record.len() as u32).to_le_bytes());
+        framed.extend_from_slice(record);
+    }
+    let out = success(&ballast(&["append", "--length-prefixed"], &log, &framed));
+    assert!(out.contains("lsn 5003..5006"), "{out}");
+    let cat = ballast(&["cat", "--from", "5003", "--length-prefixed"], &log, b"");
+    assert_eq!(cat.stdout, framed);
+    let info = success(&ballast(&["info"], &log, b""));
+    assert!(info.contains("lsn 0..5006 (5006 records)"), "{info}");
+    assert!(info.contains("00000000000000000000.segment"), "{info}");
+}
+
+#[test]
+fn verify_names_the_damaged_block() {
+    let dir = ScratchDir::new("cli-verify");
+    let log = dir.path().join("log");
+    let lines: String = (0..20_000).map(|index| format!("{index:08}\n")).collect();
+    success(&ballast(&["append"], &log, lines.as_bytes()));
+    // A second append writes blocks that attest the first append's records as durable.
+    success(&ballast(&["append"], &log, b"attesting\n"));
+    let out = success(&ballast(&["verify"], &log, b""));
+    assert!(out.contains("ok: 20001 records"), "{out}");
+
+    let copy = dir.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for entry in std::fs::read_dir(&log).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+    }
+    let segment = copy.join("00000000000000000000.segment");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[100_000] ^= 0x40; // Inside the second 64 KiB block, which starts at byte 65536.
+    std::fs::write(&segment, &bytes).unwrap();
+    let output = ballast(&["verify"], &copy, b"");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("00000000000000000000.segment"), "{stdout}");
+    assert!(stdout.contains("byte offset 65536"), "{stdout}");
+    // The original is untouched and still verifies.
+    success(&ballast(&["verify"], &log, b""));
+    // No log at all: status 2.
+    let output = ballast(&["verify"], &dir.path().join("nothing"), b"");
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn cat_follow_prints_records_as_they_become_durable() {
+    let dir = ScratchDir::new("cli-follow");
+    let log = dir.path().join("log");
+    success(&ballast(&["append"], &log, b"before\n"));
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["cat", "-f", "--interval-ms", "20", "--dir"])
+        .arg(&log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "before");
+    let start = Instant::now();
+    for round in 0..3 {
+        let record = format!("follow {round}");
+        success(&ballast(
+            &["append"],
+            &log,
+            format!("{record}\n").as_bytes(),
+        ));
+        assert_eq!(lines.next().unwrap().unwrap(), record);
+    }
+    assert!(start.elapsed() < Duration::from_secs(30));
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+}
+
+#[test]
+fn demo_on_disk_survives_a_real_kill() {
+    let dir = ScratchDir::new("cli-demo");
+    let output = Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["demo", "--records", "5000", "--dir"])
+        .arg(dir.path().join("log"))
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stdout = success(&output);
+    assert!(stdout.contains("SIGKILL"), "{stdout}");
+    assert!(stdout.contains("verified"), "{stdout}");
+}

@@ -139,6 +139,17 @@ pub enum Error {
         /// The next LSN that would have been appended.
         lsn_next: Lsn,
     },
+    /// A batch larger than a whole staging batch of a `SharedLog`
+    /// (`SharedOptions::staging_size_bytes` or `staging_record_count_max`): it could never be
+    /// staged, so it is refused rather than waited on. Nothing was staged.
+    BatchTooLarge {
+        /// Records in the batch.
+        record_count: usize,
+        /// Bytes of record data in the batch.
+        size_bytes: u64,
+    },
+    /// The `SharedLog` is closing or closed: it accepts no more work.
+    Closed,
     /// Another writer holds the log directory's lock (in this process or another); nothing
     /// was written.
     Locked {
@@ -233,6 +244,14 @@ impl fmt::Display for Error {
                 f,
                 "log full at lsn {lsn_next}: all segments in use; truncate_prefix frees them"
             ),
+            Error::BatchTooLarge {
+                record_count,
+                size_bytes,
+            } => write!(
+                f,
+                "batch of {record_count} records ({size_bytes} bytes) exceeds a staging batch"
+            ),
+            Error::Closed => write!(f, "the shared log is closed"),
             Error::Locked { path } => write!(
                 f,
                 "log directory {} is locked by another writer",
@@ -245,6 +264,99 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Open { path, source } => write!(f, "cannot open {}: {source}", path.display()),
+        }
+    }
+}
+
+impl Error {
+    /// The same error again, for every producer that waits on one failure. An IO error keeps
+    /// its `errno` (or its kind), not its message.
+    pub(crate) fn duplicate(&self) -> Error {
+        let io = |source: &io::Error| match source.raw_os_error() {
+            Some(errno) => io::Error::from_raw_os_error(errno),
+            None => io::Error::from(source.kind()),
+        };
+        match self {
+            Error::Config(error) => Error::Config(*error),
+            Error::ConfigMismatch {
+                field,
+                config,
+                disk,
+            } => Error::ConfigMismatch {
+                field,
+                config: *config,
+                disk: *disk,
+            },
+            Error::NotALog { reason } => Error::NotALog { reason },
+            Error::MetadataMissing { segment_count } => Error::MetadataMissing {
+                segment_count: *segment_count,
+            },
+            Error::FormatVersion { found, supported } => Error::FormatVersion {
+                found: *found,
+                supported: *supported,
+            },
+            Error::Corruption {
+                segment,
+                offset_bytes,
+                kind,
+            } => Error::Corruption {
+                segment: *segment,
+                offset_bytes: *offset_bytes,
+                kind: *kind,
+            },
+            Error::Io {
+                operation,
+                segment,
+                offset_bytes,
+                source,
+            } => Error::Io {
+                operation: *operation,
+                segment: *segment,
+                offset_bytes: *offset_bytes,
+                source: io(source),
+            },
+            Error::Failed { operation, segment } => Error::Failed {
+                operation: *operation,
+                segment: *segment,
+            },
+            Error::RecordTooLarge {
+                size_bytes,
+                size_bytes_max,
+            } => Error::RecordTooLarge {
+                size_bytes: *size_bytes,
+                size_bytes_max: *size_bytes_max,
+            },
+            Error::BufferTooSmall { size_bytes } => Error::BufferTooSmall {
+                size_bytes: *size_bytes,
+            },
+            Error::LsnOutOfRange {
+                lsn,
+                lsn_first,
+                lsn_next,
+            } => Error::LsnOutOfRange {
+                lsn: *lsn,
+                lsn_first: *lsn_first,
+                lsn_next: *lsn_next,
+            },
+            Error::LogFull { lsn_next } => Error::LogFull {
+                lsn_next: *lsn_next,
+            },
+            Error::BatchTooLarge {
+                record_count,
+                size_bytes,
+            } => Error::BatchTooLarge {
+                record_count: *record_count,
+                size_bytes: *size_bytes,
+            },
+            Error::Closed => Error::Closed,
+            Error::Locked { path } => Error::Locked { path: path.clone() },
+            Error::DirectIoUnsupported { path } => {
+                Error::DirectIoUnsupported { path: path.clone() }
+            }
+            Error::Open { path, source } => Error::Open {
+                path: path.clone(),
+                source: io(source),
+            },
         }
     }
 }

@@ -26,6 +26,13 @@
 //! - A failed write or sync stops the log: every later call returns [`Error::Failed`], and
 //!   reopening recovers from what is on disk.
 //!
+//! ## Many threads
+//!
+//! A [`Log`] is used from one thread. [`SharedLog`] wraps one for many: producers append from
+//! any thread and wait for durability ([`Durability::Wait`]) or not ([`Durability::Staged`],
+//! then [`SharedLog::wait_durable`]); a committer thread group-commits everything staged while
+//! the previous sync was in flight. [`TailReader`]s follow the durable end from other threads.
+//!
 //! ## Hard limits
 //!
 //! Every limit is a [`Config`] field with its unit, checked by [`Config::validate`]; the
@@ -79,12 +86,16 @@ mod log;
 mod read;
 pub mod recovery;
 mod segments;
+mod shared;
+pub mod staging;
 pub mod storage;
 
 pub use crate::config::{Config, ConfigError, RecoveryMode};
 pub use crate::error::{CorruptionKind, Error, IoOperation, Result};
 pub use crate::log::{Cursor, Log, Record};
 pub use crate::recovery::{RecoveryReport, Verdict};
+pub use crate::shared::{Durability, SharedLog, TailReader};
+pub use crate::staging::SharedOptions;
 
 /// A log sequence number: the dense, 0-based position of a record in the log.
 pub type Lsn = u64;

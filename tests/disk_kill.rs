@@ -6,13 +6,18 @@
 //! The writer is this very test binary, started again with `BALLAST_KILL_CHILD_DIR` set: the
 //! `kill_child` test then becomes the writer and never returns. 200 kills by default;
 //! `BALLAST_KILLS=1000` runs more, `BALLAST_KILL_SEED=N` picks other moments.
+//!
+//! The second writer, `kill_child_shared`, runs several producer threads on one `SharedLog`
+//! (group commit) and reports every record acknowledged as durable with its producer and
+//! sequence number; `BALLAST_SHARED_KILLS` sets how many times it is killed (60 by default).
 #![cfg(target_os = "linux")]
 
 mod disk_common;
 
 use ballast_log::storage::{DirectOptions, DirectStorage, Storage};
-use ballast_log::{Config, Log, Lsn};
+use ballast_log::{Config, Durability, Log, Lsn, SharedLog, SharedOptions};
 use disk_common::{record, ScratchDir};
+use std::collections::HashMap;
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -21,6 +26,7 @@ use std::time::{Duration, Instant};
 
 const CHILD_DIR: &str = "BALLAST_KILL_CHILD_DIR";
 const CHILD_PIPE: &str = "BALLAST_KILL_CHILD_PIPE";
+const CHILD_GENERATION: &str = "BALLAST_KILL_CHILD_GENERATION";
 const KILLS_DEFAULT: u64 = 200;
 /// The writer lives at most this long before it is killed.
 const LIFE_US_MAX: u64 = 60_000;
@@ -83,6 +89,25 @@ fn kill_child() {
 /// Starts the writer, lets it live for `life`, kills it, and returns the highest watermark
 /// it acknowledged (0 if none).
 fn writer_run_and_kill(dir: &std::path::Path, life: Duration) -> Lsn {
+    let reports = child_run_and_kill(dir, life, "kill_child", 0);
+    let whole = reports.len() / 8 * 8;
+    reports[..whole]
+        .chunks_exact(8)
+        .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
+        .fold(0, |max, lsn| {
+            assert!(lsn >= max, "watermarks only grow");
+            lsn
+        })
+}
+
+/// Starts the test `child` as a writer in its own process, lets it live for `life`, kills it
+/// with SIGKILL, and returns every byte it reported on its pipe.
+fn child_run_and_kill(
+    dir: &std::path::Path,
+    life: Duration,
+    child: &str,
+    generation: u64,
+) -> Vec<u8> {
     let mut fds = [0i32; 2];
     // SAFETY: `fds` has room for two descriptors. O_CLOEXEC on both: the child gets its copy
     // of the write end through `pre_exec` below.
@@ -93,8 +118,9 @@ fn writer_run_and_kill(dir: &std::path::Path, life: Duration) -> Lsn {
     let write_fd = fds[1];
     let mut command = Command::new(std::env::current_exe().expect("test binary"));
     command
-        .args(["--exact", "kill_child", "--nocapture", "--test-threads=1"])
+        .args(["--exact", child, "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR, dir)
+        .env(CHILD_GENERATION, generation.to_string())
         .env(CHILD_PIPE, write_fd.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -122,14 +148,7 @@ fn writer_run_and_kill(dir: &std::path::Path, life: Duration) -> Lsn {
     std::fs::File::from(read_end)
         .read_to_end(&mut reports)
         .expect("read the reports");
-    let whole = reports.len() / 8 * 8;
-    reports[..whole]
-        .chunks_exact(8)
-        .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
-        .fold(0, |max, lsn| {
-            assert!(lsn >= max, "watermarks only grow");
-            lsn
-        })
+    reports
 }
 
 /// Reopens the log after a kill and checks it: every acknowledged record is there and intact,
@@ -213,6 +232,197 @@ fn acknowledged_records_survive_sigkill() {
     );
     assert!(
         kills < 20 || durable_count * 2 >= kills,
+        "most writers must get records acknowledged before the kill, or the test tests little"
+    );
+}
+
+const SHARED_PRODUCERS: u64 = 6;
+const SHARED_KILLS_DEFAULT: u64 = 60;
+const SHARED_LIFE_US_MIN: u64 = 20_000;
+/// A report on the pipe: LSN, producer, sequence number, each a little-endian `u64`.
+const REPORT_SIZE_BYTES: usize = 24;
+
+/// A record of the shared writer: it names its writer generation, producer and sequence
+/// number, and its size and bytes follow from them, so that the parent can check it alone.
+fn shared_record(generation: u64, producer: u64, sequence: u64, out: &mut Vec<u8>) {
+    let mut state = generation ^ (producer << 48) ^ sequence.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    let size = 24 + (splitmix(&mut state) % 3000) as usize;
+    out.clear();
+    for word in [generation, producer, sequence] {
+        out.extend_from_slice(&word.to_le_bytes());
+    }
+    while out.len() < size {
+        out.push(splitmix(&mut state) as u8);
+    }
+}
+
+/// Checks a record of the shared writer byte for byte and returns who wrote it.
+fn shared_parse(lsn: Lsn, data: &[u8]) -> (u64, u64, u64) {
+    assert!(data.len() >= 24, "record {lsn} is too short");
+    let word = |at: usize| u64::from_le_bytes(data[at..at + 8].try_into().expect("8 bytes"));
+    let (generation, producer, sequence) = (word(0), word(8), word(16));
+    let mut expected = Vec::new();
+    shared_record(generation, producer, sequence, &mut expected);
+    assert!(data == &expected[..], "record {lsn} differs");
+    (generation, producer, sequence)
+}
+
+/// One producer of the shared writer: appends forever, waiting for durability on most records
+/// and staging the others until a later wait, and reports each durable record.
+fn shared_produce(
+    shared: &SharedLog<DirectStorage>,
+    pipe: &std::fs::File,
+    generation: u64,
+    producer: u64,
+) {
+    let mut state = generation * 31 + producer;
+    let mut buffer = Vec::new();
+    let mut pending: Vec<(Lsn, u64)> = Vec::new();
+    for sequence in 0.. {
+        shared_record(generation, producer, sequence, &mut buffer);
+        let wait = splitmix(&mut state) % 4 != 0;
+        let durability = if wait {
+            Durability::Wait
+        } else {
+            Durability::Staged
+        };
+        let lsn = shared.append(&buffer, durability).expect("append");
+        pending.push((lsn, sequence));
+        if !wait && pending.len() < 8 {
+            continue;
+        }
+        shared.wait_durable(lsn).expect("wait_durable");
+        for (lsn, sequence) in pending.drain(..) {
+            let mut report = [0u8; REPORT_SIZE_BYTES];
+            for (at, word) in [lsn, producer, sequence].into_iter().enumerate() {
+                report[at * 8..at * 8 + 8].copy_from_slice(&word.to_le_bytes());
+            }
+            // One write of 24 bytes to a pipe is atomic: reports of threads never interleave.
+            std::io::Write::write_all(&mut &*pipe, &report).expect("report");
+        }
+        if producer == 0 && sequence % 4 == 0 {
+            let segments = shared
+                .with_storage(|storage| storage.segment_list().expect("list"))
+                .expect("open");
+            if segments.len() > SEGMENTS_KEPT {
+                shared
+                    .truncate_prefix(segments[1])
+                    .expect("truncate_prefix");
+            }
+        }
+    }
+}
+
+/// The shared writer: several producer threads on one `SharedLog`, until killed.
+#[test]
+fn kill_child_shared() {
+    let (Ok(dir), Ok(pipe), Ok(generation)) = (
+        std::env::var(CHILD_DIR),
+        std::env::var(CHILD_PIPE),
+        std::env::var(CHILD_GENERATION),
+    ) else {
+        return; // Run as a plain test: nothing to do.
+    };
+    let pipe: i32 = pipe.parse().expect("pipe descriptor");
+    let generation: u64 = generation.parse().expect("generation");
+    // SAFETY: the parent passed this descriptor, open for writing, for this process alone.
+    let pipe = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(pipe) });
+    let storage = DirectStorage::open(&dir, &DirectOptions::default()).expect("open storage");
+    let log = Log::open(config(), storage).expect("open log");
+    let options = SharedOptions {
+        staging_size_bytes: 64 * 1024,
+        staging_record_count_max: 64,
+    };
+    let shared = SharedLog::open(log, options).expect("open shared log");
+    std::thread::scope(|scope| {
+        for producer in 0..SHARED_PRODUCERS {
+            let (shared, pipe) = (&shared, &pipe);
+            scope.spawn(move || shared_produce(shared, pipe, generation, producer));
+        }
+    });
+}
+
+/// Reopens the log after a kill of the shared writer and checks it: every record is intact
+/// and dense, each producer's records are consecutive in LSN order, and every record ever
+/// acknowledged that retention kept is there, as acknowledged.
+fn check_shared_after_kill(
+    dir: &std::path::Path,
+    acknowledged: &HashMap<Lsn, (u64, u64, u64)>,
+) -> Lsn {
+    let storage = DirectStorage::open(dir, &DirectOptions::default()).expect("reopen storage");
+    let mut log = Log::open(config(), storage).expect("recovery after SIGKILL");
+    let (first, next) = (log.first_lsn(), log.next_lsn());
+    let end = acknowledged.keys().map(|lsn| lsn + 1).max().unwrap_or(0);
+    assert!(
+        next >= end,
+        "acknowledged records lost: recovered end {next}, acknowledged {end}"
+    );
+    let mut last: HashMap<(u64, u64), u64> = HashMap::new();
+    let mut cursor = log.cursor(first).expect("cursor");
+    for lsn in first..next {
+        let found = log
+            .cursor_next(&mut cursor)
+            .unwrap_or_else(|error| panic!("read lsn {lsn}: {error}"))
+            .unwrap_or_else(|| panic!("the cursor ended at {lsn} before {next}"));
+        assert_eq!(found.lsn, lsn);
+        let (generation, producer, sequence) = shared_parse(lsn, found.data);
+        if let Some(&previous) = last.get(&(generation, producer)) {
+            assert_eq!(
+                sequence,
+                previous + 1,
+                "producer {producer} lost its order at {lsn}"
+            );
+        }
+        last.insert((generation, producer), sequence);
+        if let Some(&expected) = acknowledged.get(&lsn) {
+            assert_eq!(
+                (generation, producer, sequence),
+                expected,
+                "acknowledged {lsn} differs"
+            );
+        }
+    }
+    assert!(log.cursor_next(&mut cursor).unwrap().is_none());
+    log.close().expect("close");
+    next
+}
+
+#[test]
+fn acknowledged_records_of_many_producers_survive_sigkill() {
+    let kills: u64 = std::env::var("BALLAST_SHARED_KILLS")
+        .ok()
+        .and_then(|kills| kills.parse().ok())
+        .unwrap_or(SHARED_KILLS_DEFAULT);
+    let mut state: u64 = std::env::var("BALLAST_KILL_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or(1);
+    let dir = ScratchDir::new("kill-shared");
+    let mut acknowledged: HashMap<Lsn, (u64, u64, u64)> = HashMap::new();
+    let mut acknowledging_writers = 0;
+    for generation in 1..=kills {
+        // Longer lives than the single writer's: the shared writer also starts its threads.
+        let life = Duration::from_micros(SHARED_LIFE_US_MIN + splitmix(&mut state) % LIFE_US_MAX);
+        let reports = child_run_and_kill(dir.path(), life, "kill_child_shared", generation);
+        let whole = reports.len() / REPORT_SIZE_BYTES * REPORT_SIZE_BYTES;
+        let before = acknowledged.len();
+        for report in reports[..whole].chunks_exact(REPORT_SIZE_BYTES) {
+            let word = |at: usize| u64::from_le_bytes(report[at..at + 8].try_into().expect("8"));
+            let previous = acknowledged.insert(word(0), (generation, word(8), word(16)));
+            assert!(previous.is_none(), "lsn {} acknowledged twice", word(0));
+        }
+        if acknowledged.len() > before {
+            acknowledging_writers += 1;
+        }
+        check_shared_after_kill(dir.path(), &acknowledged);
+    }
+    eprintln!(
+        "disk_kill shared: {kills} SIGKILLs of {SHARED_PRODUCERS} producers; \
+         {acknowledging_writers} writers acknowledged records; {} records acknowledged",
+        acknowledged.len()
+    );
+    assert!(
+        kills < 20 || acknowledging_writers * 2 >= kills,
         "most writers must get records acknowledged before the kill, or the test tests little"
     );
 }

@@ -1,20 +1,26 @@
 //! `DirectStorage` allocates nothing per operation: after open, appending, flushing (writes
 //! and syncs on the IO threads), reading, rolling segments (file creation) and dropping them
 //! allocate nothing, in any thread. A counting global allocator proves it.
-#![cfg(target_os = "linux")]
+#![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
 
+#[cfg(target_os = "linux")]
 mod disk_common;
+mod shared_common;
 
+#[cfg(target_os = "linux")]
 use ballast_log::storage::{DirectOptions, DirectStorage, Storage};
-use ballast_log::{Config, Log};
+use ballast_log::{Config, Log, SharedLog, SharedOptions};
+#[cfg(target_os = "linux")]
 use disk_common::ScratchDir;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 struct Counting;
 
-// Counted in every thread, the IO threads included: this file holds one test, so the
-// harness's main thread only waits while it runs.
+// Counted in every thread, the IO threads included: this file runs without libtest (see
+// Cargo.toml) and its tests one at a time, so no other thread allocates while one counts.
+static SERIAL: Mutex<()> = Mutex::new(());
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
@@ -43,7 +49,29 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+fn main() {
+    #[cfg(target_os = "linux")]
+    let tests: &[(&str, fn())] = &[
+        (
+            "no_allocation_after_open_on_disk",
+            no_allocation_after_open_on_disk,
+        ),
+        (
+            "no_allocation_after_open_with_producers_on_disk",
+            no_allocation_after_open_with_producers_on_disk,
+        ),
+    ];
+    #[cfg(not(target_os = "linux"))]
+    let tests: &[(&str, fn())] = &[];
+    for (name, test) in tests {
+        test();
+        println!("test {name} ... ok");
+    }
+    println!("{} passed, 0 failed", tests.len());
+}
+
 /// Appends until the log rolls, flushing often, reads back, and drops the oldest segment.
+#[cfg(target_os = "linux")]
 fn round(log: &mut Log<DirectStorage>, records: &[Vec<u8>], out: &mut [u8]) {
     let segments_before = log.segment_count();
     let lsn_start = log.next_lsn();
@@ -63,8 +91,9 @@ fn round(log: &mut Log<DirectStorage>, records: &[Vec<u8>], out: &mut [u8]) {
     log.truncate_prefix(lsn_start).unwrap();
 }
 
-#[test]
+#[cfg(target_os = "linux")]
 fn no_allocation_after_open_on_disk() {
+    let _serial = SERIAL.lock().unwrap_or_else(|poison| poison.into_inner());
     let dir = ScratchDir::new("static-allocation");
     let config = Config {
         segment_size_bytes: 256 * 1024,
@@ -103,4 +132,45 @@ fn no_allocation_after_open_on_disk() {
         0,
         "allocations after open"
     );
+}
+
+/// The same with several producer threads, the committer thread and a tail reader on one
+/// `SharedLog`: staging, group commits, durable waits, tail reads and retention.
+#[cfg(target_os = "linux")]
+fn no_allocation_after_open_with_producers_on_disk() {
+    let _serial = SERIAL.lock().unwrap_or_else(|poison| poison.into_inner());
+    let dir = ScratchDir::new("static-allocation-shared");
+    let config = Config {
+        segment_size_bytes: 128 * 1024,
+        block_size_bytes: 16 * 1024,
+        write_buffer_size_bytes: 32 * 1024,
+        write_buffer_count: 4,
+        read_buffer_size_bytes: 32 * 1024,
+        record_size_bytes_max: 4096,
+        segment_count_max: 64,
+        ..Config::default()
+    };
+    let options = DirectOptions {
+        segment_count_max: config.segment_count_max,
+        ..DirectOptions::default()
+    };
+    let log = Log::open(config, DirectStorage::open(dir.path(), &options).unwrap()).unwrap();
+    let options = SharedOptions {
+        staging_size_bytes: 32 * 1024,
+        staging_record_count_max: 32,
+    };
+    let shared = SharedLog::open(log, options).unwrap();
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let lsn_end = shared_common::shared_workload(&shared, &COUNTING, 2, 6);
+    assert_eq!(shared.durable_lsn(), lsn_end);
+    assert!(
+        shared.first_lsn().unwrap() > lsn_end / 2,
+        "segments rolled and were dropped"
+    );
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::SeqCst) - before,
+        0,
+        "allocations after open"
+    );
+    shared.close().unwrap();
 }

@@ -132,6 +132,9 @@ struct Tally {
     enabled: BTreeMap<FaultClass, u64>,
     storage_operations: u64,
     corruptions_reported: u64,
+    group_commits: u64,
+    group_records: u64,
+    group_crashes: u64,
     nondeterministic: Vec<u64>,
 }
 
@@ -146,6 +149,9 @@ impl Tally {
         }
         self.storage_operations += outcome.storage_operations;
         self.corruptions_reported += outcome.corruptions_reported;
+        self.group_commits += outcome.group_commits;
+        self.group_records += outcome.group_records;
+        self.group_crashes += outcome.group_crashes;
         if digest_again.is_some_and(|digest| digest != outcome.digest) {
             self.nondeterministic.push(outcome.seed);
         }
@@ -222,6 +228,12 @@ fn summary(tally: &Tally, start: Instant) -> ExitCode {
         tally.done as f64 * 60.0 / seconds.max(1e-9),
         tally.failures.len(),
         tally.corruptions_reported
+    );
+    println!(
+        "simulated producers: {} group commits, {:.1} records per group, {} cut by a crash",
+        tally.group_commits,
+        tally.group_records as f64 / tally.group_commits.max(1) as f64,
+        tally.group_crashes
     );
     println!("{:<12} {:>10} {:>12}", "fault", "seeds on", "times fired");
     let mut silent = Vec::new();

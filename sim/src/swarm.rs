@@ -3,7 +3,7 @@
 
 use crate::storage::FaultClass;
 use ballast_log::format::{segment_capacity_bytes, BLOCK_HEADER_SIZE_BYTES};
-use ballast_log::{Config, RecoveryMode};
+use ballast_log::{Config, RecoveryMode, SharedOptions};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
@@ -45,6 +45,23 @@ pub struct Workload {
     /// Weights of: append, batch, flush, read, cursor, truncate, tick, close-and-reopen,
     /// process restart.
     pub weights: [u32; 9],
+    /// The concurrent front end, or `None` for a seed that drives the `Log` directly.
+    pub shared: Option<SharedWorkload>,
+}
+
+/// A seed that drives the log through the group-commit core (`ballast_log::staging`): the
+/// workload's appends and batches are staged by simulated producers, and commits run as
+/// their own operation, so that groups take any size the interleaving gives them.
+#[derive(Clone, Debug)]
+pub struct SharedWorkload {
+    /// Simulated producers.
+    pub producers: u32,
+    /// The staging area's limits.
+    pub options: SharedOptions,
+    /// Chance that a staged append asks for durability (the producer then waits).
+    pub durable_rate: f64,
+    /// Weight of a commit step, against the weights of `Workload::weights`.
+    pub commit_weight: u32,
 }
 
 /// Everything one seed runs with.
@@ -98,7 +115,11 @@ impl Swarm {
                 rng.random_range(0..2),
                 rng.random_range(0..2),
             ],
+            shared: None,
         };
+        // Drawn last, so that the draws above stay what they were before the shared front end.
+        let shared = rng.random_bool(0.5).then(|| shared_draw(rng, &config));
+        let workload = Workload { shared, ..workload };
         Swarm {
             config,
             faults,
@@ -130,6 +151,20 @@ impl Swarm {
                 .map(|&(_, class)| class),
         );
         enabled
+    }
+}
+
+fn shared_draw(rng: &mut ChaCha8Rng, config: &Config) -> SharedWorkload {
+    let record_max = config.record_size_bytes_max;
+    let staging = rng.random_range(record_max..=record_max.saturating_mul(8));
+    SharedWorkload {
+        producers: rng.random_range(1..=8),
+        options: SharedOptions {
+            staging_size_bytes: staging,
+            staging_record_count_max: rng.random_range(1..=64),
+        },
+        durable_rate: rng.random_range(0.0..1.0),
+        commit_weight: rng.random_range(1..40),
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::storage::{FaultClass, SimDisk, SimStorage};
 use crate::swarm::Swarm;
 use crate::{Digest, Seeds};
+use ballast_log::staging::{self, Batch, Staged, Staging};
 use ballast_log::{Config, Error, Log, Lsn, RecoveryMode};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -55,6 +56,12 @@ pub struct Outcome {
     pub recoveries: u64,
     /// Corruption errors the strict mode reported (and the oracle expected).
     pub corruptions_reported: u64,
+    /// Group commits of simulated producers that appended at least one record.
+    pub group_commits: u64,
+    /// Records those group commits appended.
+    pub group_records: u64,
+    /// Group commits a crash cut in the middle.
+    pub group_crashes: u64,
 }
 
 /// The oracle's model of the log.
@@ -90,9 +97,11 @@ enum Operation {
     Tick,
     Reopen,
     Restart,
+    /// A group commit (seeds with simulated producers only).
+    Commit,
 }
 
-const OPERATIONS: [Operation; 9] = [
+const OPERATIONS: [Operation; 10] = [
     Operation::Append,
     Operation::Batch,
     Operation::Flush,
@@ -102,7 +111,21 @@ const OPERATIONS: [Operation; 9] = [
     Operation::Tick,
     Operation::Reopen,
     Operation::Restart,
+    Operation::Commit,
 ];
+
+/// Simulated producers on the group-commit core, and what the oracle knows of them.
+struct Producers {
+    staging: Staging,
+    spare: Batch,
+    /// Content ids of the staged records, in LSN order from the log's next LSN.
+    staged_ids: Vec<u64>,
+    staged_bytes: u64,
+    /// The last LSN each producer was handed, to check that its order holds.
+    lsn_last: Vec<Option<Lsn>>,
+    /// The LSN end each producer waits to see durable; it stages nothing meanwhile.
+    waiting: Vec<Option<Lsn>>,
+}
 
 /// Opens an operator tries before the run counts as stuck.
 const RECOVERY_ATTEMPTS_MAX: u32 = 16;
@@ -132,6 +155,10 @@ struct World {
     /// Prints each operation (BALLAST_SIM_TRACE set): for debugging one seed.
     trace: bool,
     read_buffer: Vec<u8>,
+    producers: Option<Producers>,
+    group_commits: u64,
+    group_records: u64,
+    group_crashes: u64,
 }
 
 type Checked = Result<(), Failure>;
@@ -168,6 +195,10 @@ pub fn run(seed: u64) -> Outcome {
         batch: Vec::new(),
         trace: std::env::var_os("BALLAST_SIM_TRACE").is_some(),
         read_buffer: vec![0; swarm.config.record_size_bytes_max as usize],
+        producers: None,
+        group_commits: 0,
+        group_records: 0,
+        group_crashes: 0,
         swarm,
     };
     let result = panic::catch_unwind(AssertUnwindSafe(|| world.run()));
@@ -190,6 +221,9 @@ pub fn run(seed: u64) -> Outcome {
         workload_operations: world.operations,
         recoveries: world.recoveries,
         corruptions_reported: world.corruptions_reported,
+        group_commits: world.group_commits,
+        group_records: world.group_records,
+        group_crashes: world.group_crashes,
     }
 }
 
@@ -221,7 +255,7 @@ impl World {
 
     fn run(&mut self) -> Checked {
         self.recover()?;
-        let total: u32 = self.swarm.workload.weights.iter().sum();
+        let total: u32 = self.swarm.workload.weights.iter().sum::<u32>() + self.commit_weight();
         for _ in 0..self.swarm.workload.operation_count {
             self.operations += 1;
             self.operations_since_progress += 1;
@@ -258,6 +292,14 @@ impl World {
     /// keeps every record.
     fn finish(&mut self) -> Checked {
         for _attempt in 0..RECOVERY_ATTEMPTS_MAX {
+            if self.producers.is_some() {
+                // Shutdown drains what producers staged, then closes.
+                self.call_start();
+                self.commit(true)?;
+                if self.disk.borrow().crashed() {
+                    self.power_loss()?;
+                }
+            }
             self.call_start();
             let log = self.log.take().expect("log open");
             match log.close() {
@@ -294,7 +336,9 @@ impl World {
 
     fn operation_pick(&mut self, total: u32) -> Operation {
         let mut pick = self.rng.random_range(0..total.max(1));
-        for (index, &weight) in self.swarm.workload.weights.iter().enumerate() {
+        let weights = self.swarm.workload.weights;
+        let commit_weight = self.commit_weight();
+        for (index, &weight) in weights.iter().chain([&commit_weight]).enumerate() {
             if pick < weight {
                 return OPERATIONS[index];
             }
@@ -303,15 +347,25 @@ impl World {
         Operation::Append
     }
 
+    fn commit_weight(&self) -> u32 {
+        let shared = self.swarm.workload.shared.as_ref();
+        shared.map_or(0, |shared| shared.commit_weight)
+    }
+
     fn operation_run(&mut self, operation: Operation) -> Checked {
         match operation {
+            Operation::Append if self.producers.is_some() => self.stage(1),
             Operation::Append => self.append(1),
             Operation::Batch => {
                 let count = self
                     .rng
                     .random_range(1..=self.swarm.workload.batch_count_max);
-                self.append(count)
+                match self.producers.is_some() {
+                    true => self.stage(count),
+                    false => self.append(count),
+                }
             }
+            Operation::Commit => self.commit(false),
             Operation::Flush => {
                 let result = self.log().flush();
                 self.result_check(result)
@@ -388,6 +442,130 @@ impl World {
         }
         self.model.ids.extend(id_first..id_first + placed);
         self.result_check(result)
+    }
+
+    /// A fresh staging area after a recovery or a failed commit: what was staged is gone (it was
+    /// never acknowledged), and waiting producers were answered with the error.
+    fn producers_reset(&mut self) {
+        let Some(shared) = &self.swarm.workload.shared else {
+            return;
+        };
+        let log = self.log.as_ref().expect("log open");
+        let count = shared.producers as usize;
+        self.producers = Some(Producers {
+            staging: Staging::new(&shared.options, log.config(), log.next_lsn()),
+            spare: Batch::new(&shared.options),
+            staged_ids: Vec::new(),
+            staged_bytes: 0,
+            lsn_last: vec![None; count],
+            waiting: vec![None; count],
+        });
+    }
+
+    /// A simulated producer, drawn by the seed, stages `count` records; one that waits for
+    /// durability stages nothing until a commit answers it.
+    fn stage(&mut self, count: u32) -> Checked {
+        let shared = self.swarm.workload.shared.clone().expect("a shared seed");
+        let producer = self.rng.random_range(0..shared.producers) as usize;
+        let durable = self.rng.random_bool(shared.durable_rate);
+        if self.producers.as_ref().expect("producers").waiting[producer].is_some() {
+            return Ok(());
+        }
+        let id_first = self.model.id_next;
+        self.model.id_next += u64::from(count);
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.resize_with(count as usize, Vec::new);
+        for (offset, record) in batch.iter_mut().enumerate() {
+            self.record_make(id_first + offset as u64, record);
+        }
+        let size_bytes: u64 = batch.iter().map(|record| record.len() as u64).sum();
+        let lsn_expected =
+            self.model.next() + self.producers.as_ref().expect("producers").staged_ids.len() as Lsn;
+        let producers = self.producers.as_mut().expect("producers");
+        let result = producers.staging.stage(&batch, durable);
+        self.batch = batch;
+        let options = &shared.options;
+        let too_large = count > options.staging_record_count_max
+            || size_bytes > u64::from(options.staging_size_bytes);
+        let fits = producers.staged_ids.len() as u64 + u64::from(count)
+            <= u64::from(options.staging_record_count_max)
+            && producers.staged_bytes + size_bytes <= u64::from(options.staging_size_bytes);
+        self.digest.add(0x57, producer as u64);
+        match result {
+            Ok(Staged::At(lsn)) if fits && !too_large => {
+                if lsn != lsn_expected {
+                    return Err(wrong(format!("staged at {lsn}, expected {lsn_expected}")));
+                }
+                if producers.lsn_last[producer].is_some_and(|last| last >= lsn) {
+                    return Err(wrong(format!(
+                        "producer {producer} handed {lsn} out of order"
+                    )));
+                }
+                producers.lsn_last[producer] = Some(lsn + u64::from(count) - 1);
+                producers
+                    .staged_ids
+                    .extend(id_first..id_first + u64::from(count));
+                producers.staged_bytes += size_bytes;
+                if durable {
+                    producers.waiting[producer] = Some(lsn + u64::from(count));
+                }
+                Ok(())
+            }
+            // Backpressure: the producer waits for the next commit, and tries again later.
+            Ok(Staged::Full) if !fits && !too_large => Ok(()),
+            Err(Error::BatchTooLarge { .. }) if too_large => Ok(()),
+            other => Err(wrong(format!(
+                "staging {count} records of {size_bytes} bytes (fits {fits}, too large \
+                 {too_large}): {other:?}"
+            ))),
+        }
+    }
+
+    /// One group commit of everything staged; `drain` wants all of it durable (shutdown).
+    fn commit(&mut self, drain: bool) -> Checked {
+        let producers = self.producers.as_mut().expect("producers");
+        producers.staging.take(&mut producers.spare);
+        let lsn_wanted = match drain {
+            true => Lsn::MAX,
+            false => producers.staging.lsn_wanted(),
+        };
+        let taken = std::mem::take(&mut producers.staged_ids);
+        producers.staged_bytes = 0;
+        let log = self.log.as_mut().expect("log open");
+        let result = staging::commit(log, &mut producers.spare, lsn_wanted);
+        let (next, durable) = (log.next_lsn(), log.durable_lsn());
+        let placed = (next - self.model.next()) as usize;
+        if placed > taken.len() || (result.is_ok() && placed != taken.len()) {
+            return Err(wrong(format!(
+                "a commit of {} records placed {placed}",
+                taken.len()
+            )));
+        }
+        self.model.ids.extend_from_slice(&taken[..placed]);
+        self.digest.add(0xC0, placed as u64);
+        if !taken.is_empty() {
+            self.group_commits += 1;
+            self.group_records += placed as u64;
+            self.group_crashes += u64::from(self.disk.borrow().crashed());
+        }
+        if result.is_err() {
+            // The staged LSNs after the failure are void: producers get the error.
+            self.producers_reset();
+            return self.result_check(result.map(|_| ()));
+        }
+        let producers = self.producers.as_mut().expect("producers");
+        for (producer, waiting) in producers.waiting.iter_mut().enumerate() {
+            let Some(lsn_end) = *waiting else { continue };
+            if lsn_end <= durable {
+                *waiting = None;
+            } else if lsn_end <= lsn_wanted.min(next) {
+                return Err(wrong(format!(
+                    "producer {producer} waits for {lsn_end}, committed but durable only to \
+                     {durable}"
+                )));
+            }
+        }
+        self.result_check(Ok(()))
     }
 
     /// Folds the log's durable watermark into the model, and judges an operation's error.
@@ -734,6 +912,7 @@ impl World {
         }
         self.model.ids.truncate(next as usize);
         self.model.acknowledged = next;
+        self.producers_reset();
         // Damage from a misdirected write stays on disk until the log has written past it,
         // unless a write of this very open (its seal) was misdirected too.
         let mut disk = self.disk.borrow_mut();

@@ -10,9 +10,14 @@
 //!   `O_DIRECT` `pwrite` + `fdatasync` at the next offset of a preallocated file. Samples
 //!   alternate in rounds of 100 so that both see the same disk weather. Target: p99 of the log
 //!   at most 1.5 times the raw p99.
+//! - With `--producers N`: N producer threads on one `SharedLog`, each appending 1 KiB records
+//!   and waiting for each to be durable (group commit), next to 1 producer doing the same,
+//!   next to the raw 4 KiB `O_DIRECT` `pwrite` + `fdatasync` loop, in one run. Targets:
+//!   durable records/s at least 0.8 x (raw syncs/s x mean group size), commit p99 at most 3 x
+//!   one raw sync (its p50).
 
 use ballast_log::storage::{AlignedBuffer, DirectOptions, DirectStorage, IoMode};
-use ballast_log::{Config, Log};
+use ballast_log::{Config, Durability, Log, SharedLog, SharedOptions};
 use clap::Args;
 use hdrhistogram::Histogram;
 use std::fs::OpenOptions;
@@ -42,6 +47,12 @@ pub struct BenchArgs {
     /// Samples of each latency case (log and raw alternate sample by sample).
     #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(100..))]
     samples: u32,
+
+    /// Measure group commit instead: this many producer threads on one shared log, each
+    /// appending `--samples` 1 KiB records and waiting for each to be durable, next to one
+    /// producer and to the raw write + fdatasync loop.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    producers: Option<u32>,
 }
 
 const RAW_BUFFER_SIZE_BYTES: usize = 1 << 20;
@@ -94,6 +105,9 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
         args.samples
     );
     let pool = record_pool();
+    if let Some(producers) = args.producers {
+        return producers_bench(&scratch.path, args, producers, &pool);
+    }
     println!();
     println!("| case | log | raw O_DIRECT | log / raw |");
     println!("|------|-----|--------------|-----------|");
@@ -333,4 +347,176 @@ fn latency_case(
     }
     log.close().map_err(|error| error.to_string())?;
     Ok((log_histogram, raw_histogram))
+}
+
+const PRODUCER_RECORD_SIZE_BYTES: usize = 1024;
+
+const PRODUCER_ROUNDS: u32 = 4;
+
+/// What group-commit runs measured.
+struct ProducersRun {
+    records: u64,
+    elapsed_ns: u64,
+    commits: u64,
+    latency: Histogram<u64>,
+}
+
+impl Default for ProducersRun {
+    fn default() -> ProducersRun {
+        ProducersRun {
+            records: 0,
+            elapsed_ns: 0,
+            commits: 0,
+            latency: histogram(),
+        }
+    }
+}
+
+impl ProducersRun {
+    fn add(&mut self, other: &ProducersRun) {
+        self.records += other.records;
+        self.elapsed_ns += other.elapsed_ns;
+        self.commits += other.commits;
+        self.latency.add(&other.latency).expect("same bounds");
+    }
+}
+
+/// `ballast bench --producers N`.
+fn producers_bench(
+    scratch: &Path,
+    args: &BenchArgs,
+    producers: u32,
+    pool: &[u8],
+) -> Result<ExitCode, String> {
+    // Rounds alternate the three cases, so that all see the same disk weather.
+    let mut raw = histogram();
+    let mut one = ProducersRun::default();
+    let mut many = ProducersRun::default();
+    for round in 0..PRODUCER_ROUNDS {
+        let samples = args.samples / PRODUCER_ROUNDS;
+        let name = |case: &str| scratch.join(format!("{case}-{round}"));
+        raw.add(raw_sync_case(&name("sync-raw"), samples, pool)?)
+            .expect("same bounds");
+        one.add(&producers_case(&name("producers-1"), 1, samples, pool)?);
+        many.add(&producers_case(
+            &name("producers-n"),
+            producers,
+            samples,
+            pool,
+        )?);
+    }
+    let raw_rate = 1e9 / raw.mean();
+    let raw_us = |quantile| raw.value_at_quantile(quantile) as f64 / 1e3;
+    println!();
+    println!("| case | durable records/s | mean group | p50 | p99 | p99.9 |");
+    println!("|------|------------------:|-----------:|----:|----:|------:|");
+    println!(
+        "| raw 4 KiB O_DIRECT pwrite + fdatasync | {raw_rate:.0} syncs/s | 1 | {:.0} us | {:.0} us | {:.0} us |",
+        raw_us(0.5),
+        raw_us(0.99),
+        raw_us(0.999)
+    );
+    let mut targets_met = true;
+    for (count, run) in [(1, &one), (producers, &many)] {
+        let rate = run.records as f64 * 1e9 / run.elapsed_ns as f64;
+        let group = run.records as f64 / run.commits.max(1) as f64;
+        let us = |quantile| run.latency.value_at_quantile(quantile) as f64 / 1e3;
+        println!(
+            "| {count} producer(s), 1 KiB, wait durable | {rate:.0} ({:.2} x raw x group) | {group:.1} | {:.0} us | {:.0} us | {:.0} us |",
+            rate / (raw_rate * group),
+            us(0.5),
+            us(0.99),
+            us(0.999)
+        );
+        targets_met &= rate >= 0.8 * raw_rate * group && us(0.99) <= 3.0 * raw_us(0.5);
+    }
+    println!();
+    println!(
+        "targets (records/s >= 0.8 x raw syncs/s x mean group, p99 <= 3 x raw p50): {}",
+        if targets_met { "met" } else { "NOT met" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `producers` threads each append `records_each` 1 KiB records to one shared log, waiting
+/// for each to be durable.
+fn producers_case(
+    dir: &Path,
+    producers: u32,
+    records_each: u32,
+    pool: &[u8],
+) -> Result<ProducersRun, String> {
+    let total_bytes = u64::from(producers) * u64::from(records_each) * 2048;
+    let config =
+        bench_config((total_bytes / Config::default().segment_size_bytes + 4).max(4) as u32);
+    let storage = direct_storage(dir, &config)?;
+    let log = Log::open(config, storage).map_err(|error| error.to_string())?;
+    let shared =
+        SharedLog::open(log, SharedOptions::default()).map_err(|error| error.to_string())?;
+    let start = Instant::now();
+    let histograms = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..producers)
+            .map(|producer| {
+                let shared = &shared;
+                scope.spawn(move || -> Result<Histogram<u64>, String> {
+                    let mut latency = histogram();
+                    for index in 0..records_each {
+                        let at = (producer as usize * 7919 + index as usize * 61)
+                            % (pool.len() - PRODUCER_RECORD_SIZE_BYTES);
+                        let record = &pool[at..at + PRODUCER_RECORD_SIZE_BYTES];
+                        let begin = Instant::now();
+                        shared
+                            .append(record, Durability::Wait)
+                            .map_err(|error| error.to_string())?;
+                        latency
+                            .record(begin.elapsed().as_nanos() as u64)
+                            .expect("in bounds");
+                    }
+                    Ok(latency)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("producer thread"))
+            .collect::<Result<Vec<_>, String>>()
+    })?;
+    let elapsed_ns = start.elapsed().as_nanos() as u64;
+    let mut latency = histogram();
+    for histogram in &histograms {
+        latency.add(histogram).expect("same bounds");
+    }
+    let run = ProducersRun {
+        records: u64::from(producers) * u64::from(records_each),
+        elapsed_ns,
+        commits: shared.commits_durable(),
+        latency,
+    };
+    assert_eq!(shared.durable_lsn(), run.records);
+    shared.close().map_err(|error| error.to_string())?;
+    Ok(run)
+}
+
+/// Latencies of `samples` raw 4 KiB `O_DIRECT` writes, each followed by `fdatasync`, at
+/// consecutive offsets of a preallocated file.
+fn raw_sync_case(path: &Path, samples: u32, pool: &[u8]) -> Result<Histogram<u64>, String> {
+    let raw = raw_file(path, u64::from(samples) * LATENCY_WRITE_SIZE_BYTES as u64)?;
+    let mut buffer = AlignedBuffer::new(LATENCY_WRITE_SIZE_BYTES, ALIGNMENT_BYTES);
+    buffer.copy_from_slice(&pool[..LATENCY_WRITE_SIZE_BYTES]);
+    let mut latency = histogram();
+    for index in 0..samples {
+        let start = Instant::now();
+        pwrite_all(
+            &raw,
+            &buffer,
+            u64::from(index) * LATENCY_WRITE_SIZE_BYTES as u64,
+        )?;
+        fdatasync(&raw)?;
+        latency
+            .record(start.elapsed().as_nanos() as u64)
+            .expect("in bounds");
+    }
+    drop(raw);
+    let _ = std::fs::remove_file(path);
+    Ok(latency)
 }

@@ -1,0 +1,544 @@
+//! The thread-safe front end: [`SharedLog`] lets many producer threads append at once, with
+//! group commit, and [`TailReader`]s follow the durable end of the log from other threads.
+//!
+//! One committer thread owns the commit step of [`staging`](crate::staging): it takes every
+//! record staged since its last commit, appends the group to the [`Log`] and syncs it once,
+//! while producers keep staging the next group into the other batch. Producers never touch the
+//! `Log`; readers and `truncate_prefix` take it between commits, under its mutex.
+//! `docs/concurrency.md` explains the design and its limits.
+
+use crate::error::{Error, Result};
+use crate::log::{Cursor, Log};
+use crate::staging::{self, Batch, SharedOptions, Staged, Staging};
+use crate::storage::Storage;
+use crate::Lsn;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// When an append returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Once the records are durable. Every producer waiting at the same time shares one write
+    /// and one sync.
+    Wait,
+    /// Once the records are staged (copied, with their LSNs). They become durable when some
+    /// producer waits for durability ([`SharedLog::wait_durable`] or a [`Durability::Wait`]
+    /// append after them), when the size or timeout policy of the `Config` flushes, or at
+    /// shutdown.
+    Staged,
+}
+
+/// What producers, readers and the committer share, under one mutex.
+struct State {
+    staging: Staging,
+    /// The log's durable watermark as of the last commit.
+    lsn_durable: Lsn,
+    /// The log's next LSN as of the last commit: staged records below it are in the log.
+    lsn_appended: Lsn,
+    /// The committer sleeps on `work`: a producer that stages must wake it.
+    committer_idle: bool,
+    /// `shutdown` was called: nothing more is staged.
+    closing: bool,
+    /// The committer has exited: everything staged before `closing` is durable, or it stopped.
+    finished: bool,
+    /// The error that stopped the committer; every waiter gets a copy.
+    stopped: Option<Error>,
+    /// Commits that advanced the durable watermark (group commits), for measurement.
+    commits_durable: u64,
+}
+
+impl State {
+    /// Whether a producer may stage.
+    fn accepting(&self) -> Result<()> {
+        if let Some(error) = &self.stopped {
+            return Err(error.duplicate());
+        }
+        if self.closing || self.finished {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Whether the committer owes a commit now.
+    fn work_due(&self) -> bool {
+        !self.staging.is_empty()
+            || self.staging.lsn_wanted() > self.lsn_durable
+            || (self.closing && self.lsn_appended > self.lsn_durable)
+    }
+}
+
+struct Inner<S: Storage> {
+    state: Mutex<State>,
+    log: Mutex<Option<Log<S>>>,
+    /// The committer waits here for work.
+    work: Condvar,
+    /// Producers wait here for room in the staging area.
+    space: Condvar,
+    /// Producers and readers wait here for the durable watermark to advance.
+    durable: Condvar,
+    flush_timeout: Option<Duration>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .expect("a thread panicked while holding a shared log lock")
+}
+
+/// A [`Log`] shared by many threads: producers append with group commit, readers follow the
+/// durable end. Share it by reference (scoped threads) or in an `Arc`.
+///
+/// Memory is bounded: the staging area is two batches of [`SharedOptions`] limits, allocated
+/// in [`open`](SharedLog::open). A producer copies its records into the staging area and gets
+/// their LSNs at once; when the area is full, it waits (backpressure). Nothing is allocated
+/// per record.
+///
+/// ```
+/// use ballast_log::{Config, Durability, Log, SharedLog, SharedOptions, storage::MemStorage};
+///
+/// let log = Log::open(Config::default(), MemStorage::new(4096))?;
+/// let shared = SharedLog::open(log, SharedOptions::default())?;
+/// std::thread::scope(|scope| {
+///     for producer in 0..4u8 {
+///         let shared = &shared;
+///         scope.spawn(move || shared.append(&[producer], Durability::Wait).unwrap());
+///     }
+/// });
+/// assert_eq!(shared.durable_lsn(), 4);
+/// let mut reader = shared.reader(0)?;
+/// let mut buffer = [0u8; 8];
+/// assert_eq!(reader.next(&mut buffer)?.map(|(lsn, size)| (lsn, size)), Some((0, 1)));
+/// let storage = shared.close()?;
+/// # drop(storage);
+/// # Ok::<(), ballast_log::Error>(())
+/// ```
+pub struct SharedLog<S: Storage + Send + 'static> {
+    inner: Arc<Inner<S>>,
+    committer: Option<JoinHandle<()>>,
+}
+
+impl<S: Storage + Send + 'static> SharedLog<S> {
+    /// Takes over an open log and starts its committer thread. Records the log holds but has
+    /// not made durable are synced by the first commit that is asked for durability.
+    pub fn open(log: Log<S>, options: SharedOptions) -> Result<SharedLog<S>> {
+        options.validate(log.config())?;
+        let staging = Staging::new(&options, log.config(), log.next_lsn());
+        let spare = Batch::new(&options);
+        let state = State {
+            staging,
+            lsn_durable: log.durable_lsn(),
+            lsn_appended: log.next_lsn(),
+            committer_idle: false,
+            closing: false,
+            finished: false,
+            stopped: None,
+            commits_durable: 0,
+        };
+        let inner = Arc::new(Inner {
+            flush_timeout: log.config().flush_timeout_ns.map(Duration::from_nanos),
+            state: Mutex::new(state),
+            log: Mutex::new(Some(log)),
+            work: Condvar::new(),
+            space: Condvar::new(),
+            durable: Condvar::new(),
+        });
+        let committer_inner = Arc::clone(&inner);
+        let committer = std::thread::Builder::new()
+            .name("ballast-commit".into())
+            .spawn(move || committer_run(&committer_inner, spare))
+            .map_err(|source| Error::Io {
+                operation: crate::IoOperation::Write,
+                segment: None,
+                offset_bytes: None,
+                source,
+            })?;
+        Ok(SharedLog {
+            inner,
+            committer: Some(committer),
+        })
+    }
+
+    /// Appends one record and returns its LSN; see [`append_batch`](SharedLog::append_batch).
+    pub fn append(&self, record: &[u8], durability: Durability) -> Result<Lsn> {
+        self.append_batch(&[record], durability)
+    }
+
+    /// Appends records in order, as one unit: they get consecutive LSNs, and the first is
+    /// returned. Waits while the staging area has no room for them. With
+    /// [`Durability::Wait`], returns once they are durable. A batch larger than a whole
+    /// staging batch is [`Error::BatchTooLarge`]; after `shutdown`, [`Error::Closed`]; after
+    /// a failed commit, that failure.
+    pub fn append_batch<R: AsRef<[u8]>>(
+        &self,
+        records: &[R],
+        durability: Durability,
+    ) -> Result<Lsn> {
+        let inner = &*self.inner;
+        let mut state = lock(&inner.state);
+        let lsn = loop {
+            state.accepting()?;
+            match state
+                .staging
+                .stage(records, durability == Durability::Wait)?
+            {
+                Staged::At(lsn) => break lsn,
+                Staged::Full => {
+                    committer_wake(inner, &mut state);
+                    state = inner.space.wait(state).expect("state lock");
+                }
+            }
+        };
+        committer_wake(inner, &mut state);
+        if durability == Durability::Wait {
+            durable_wait(inner, state, lsn + records.len() as Lsn)?;
+        }
+        Ok(lsn)
+    }
+
+    /// Waits until record `lsn` is durable (a commit syncs it soon, as someone now waits for
+    /// it). An LSN not yet handed out is [`Error::LsnOutOfRange`].
+    pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+        let state = lock(&self.inner.state);
+        let lsn_next = state.staging.lsn_next();
+        if lsn >= lsn_next {
+            return Err(Error::LsnOutOfRange {
+                lsn,
+                lsn_first: 0,
+                lsn_next,
+            });
+        }
+        durable_wait(&self.inner, state, lsn + 1)
+    }
+
+    /// Every record below this LSN is durable. Poll it instead of waiting.
+    pub fn durable_lsn(&self) -> Lsn {
+        lock(&self.inner.state).lsn_durable
+    }
+
+    /// How many commits advanced the durable watermark so far: records made durable divided
+    /// by this is the mean group size.
+    pub fn commits_durable(&self) -> u64 {
+        lock(&self.inner.state).commits_durable
+    }
+
+    /// The LSN the next staged record gets.
+    pub fn next_lsn(&self) -> Lsn {
+        lock(&self.inner.state).staging.lsn_next()
+    }
+
+    /// Reads record `lsn` into `buffer`, durable or not, once its group has been appended
+    /// (a record still staged is [`Error::LsnOutOfRange`]). Returns its size.
+    pub fn read(&self, lsn: Lsn, buffer: &mut [u8]) -> Result<usize> {
+        let mut log = lock(&self.inner.log);
+        log.as_mut().ok_or(Error::Closed)?.read(lsn, buffer)
+    }
+
+    /// Drops whole segments whose records are all below `lsn`, between two commits.
+    pub fn truncate_prefix(&self, lsn: Lsn) -> Result<()> {
+        let mut log = lock(&self.inner.log);
+        log.as_mut().ok_or(Error::Closed)?.truncate_prefix(lsn)
+    }
+
+    /// The first LSN the log still holds.
+    pub fn first_lsn(&self) -> Result<Lsn> {
+        let log = lock(&self.inner.log);
+        Ok(log.as_ref().ok_or(Error::Closed)?.first_lsn())
+    }
+
+    /// Runs `work` on the storage between two commits: for inspection, and for tests that
+    /// inject faults.
+    pub fn with_storage<R>(&self, work: impl FnOnce(&mut S) -> R) -> Result<R> {
+        let mut log = lock(&self.inner.log);
+        Ok(work(log.as_mut().ok_or(Error::Closed)?.storage_mut()))
+    }
+
+    /// A reader of durable records from `lsn` on, which can wait at the durable end.
+    pub fn reader(&self, lsn: Lsn) -> Result<TailReader<'_, S>> {
+        let log = lock(&self.inner.log);
+        let cursor = log.as_ref().ok_or(Error::Closed)?.cursor(lsn)?;
+        Ok(TailReader {
+            shared: self,
+            cursor,
+            lsn_durable: 0,
+        })
+    }
+
+    /// Stops accepting appends, commits and syncs everything staged, and waits for it.
+    /// Waiting producers are answered; readers read to the durable end, then get
+    /// [`Error::Closed`]. Returns the error that stopped the committer, if one did.
+    pub fn shutdown(&self) -> Result<()> {
+        let inner = &*self.inner;
+        let mut state = lock(&inner.state);
+        state.closing = true;
+        committer_wake(inner, &mut state);
+        inner.space.notify_all();
+        while !state.finished {
+            state = inner.durable.wait(state).expect("state lock");
+        }
+        match &state.stopped {
+            Some(error) => Err(error.duplicate()),
+            None => Ok(()),
+        }
+    }
+
+    /// Shuts down (see [`shutdown`](SharedLog::shutdown)), stops the committer thread, closes
+    /// the log and returns its storage.
+    pub fn close(mut self) -> Result<S> {
+        let shutdown = self.shutdown();
+        self.committer_join();
+        let log = lock(&self.inner.log)
+            .take()
+            .expect("the log is closed once");
+        shutdown?;
+        log.close()
+    }
+
+    fn committer_join(&mut self) {
+        if let Some(committer) = self.committer.take() {
+            if let Err(panic) = committer.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+}
+
+impl<S: Storage + Send + 'static> Drop for SharedLog<S> {
+    /// Like `close`, but the result is lost: call `close` to learn it.
+    fn drop(&mut self) {
+        if self.committer.is_some() {
+            let _ = self.shutdown();
+            if let Some(committer) = self.committer.take() {
+                let _ = committer.join();
+            }
+        }
+    }
+}
+
+/// Wakes the committer if it sleeps.
+fn committer_wake<S: Storage>(inner: &Inner<S>, state: &mut State) {
+    if state.committer_idle {
+        state.committer_idle = false;
+        inner.work.notify_one();
+    }
+}
+
+/// Waits until every LSN below `lsn_end` is durable, asking the committer to sync.
+fn durable_wait<S: Storage>(
+    inner: &Inner<S>,
+    mut state: MutexGuard<'_, State>,
+    lsn_end: Lsn,
+) -> Result<()> {
+    if state.lsn_durable >= lsn_end {
+        return Ok(());
+    }
+    state.staging.durable_want(lsn_end);
+    committer_wake(inner, &mut state);
+    loop {
+        if state.lsn_durable >= lsn_end {
+            return Ok(());
+        }
+        if let Some(error) = &state.stopped {
+            return Err(error.duplicate());
+        }
+        if state.finished {
+            return Err(Error::Closed);
+        }
+        state = inner.durable.wait(state).expect("state lock");
+    }
+}
+
+/// The committer: takes each group, commits it, publishes the watermark; until shutdown has
+/// drained everything or a commit failed.
+fn committer_run<S: Storage>(inner: &Inner<S>, mut spare: Batch) {
+    // If a commit panics (a broken invariant), waiters must not sleep forever.
+    struct Finish<'a, S: Storage>(&'a Inner<S>);
+    impl<S: Storage> Drop for Finish<'_, S> {
+        fn drop(&mut self) {
+            let mut state = self
+                .0
+                .state
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            state.finished = true;
+            self.0.durable.notify_all();
+            self.0.space.notify_all();
+        }
+    }
+    let _finish = Finish(inner);
+    while let Some(lsn_wanted) = committer_take(inner, &mut spare) {
+        let (result, durable, appended) = {
+            let mut log = lock(&inner.log);
+            let log = log
+                .as_mut()
+                .expect("the log stays while the committer runs");
+            let result = staging::commit(log, &mut spare, lsn_wanted);
+            (result, log.durable_lsn(), log.next_lsn())
+        };
+        if !committer_publish(inner, result, durable, appended) {
+            return;
+        }
+    }
+}
+
+/// Waits for work and takes the filling batch into `spare`; returns how far durability is
+/// wanted, or `None` once the committer should exit.
+fn committer_take<S: Storage>(inner: &Inner<S>, spare: &mut Batch) -> Option<Lsn> {
+    let mut state = lock(&inner.state);
+    loop {
+        if state.stopped.is_some() {
+            return None;
+        }
+        if state.work_due() {
+            break;
+        }
+        if state.closing {
+            assert_eq!(state.lsn_durable, state.lsn_appended);
+            return None;
+        }
+        state.committer_idle = true;
+        let unflushed = state.lsn_appended > state.lsn_durable;
+        match inner.flush_timeout.filter(|_| unflushed) {
+            Some(timeout) => {
+                let (guard, waited) = inner.work.wait_timeout(state, timeout).expect("lock");
+                state = guard;
+                if waited.timed_out() {
+                    // Let the log's timeout policy decide (`tick`).
+                    break;
+                }
+            }
+            None => state = inner.work.wait(state).expect("state lock"),
+        }
+    }
+    state.committer_idle = false;
+    state.staging.take(spare);
+    inner.space.notify_all();
+    Some(match state.closing {
+        true => Lsn::MAX,
+        false => state.staging.lsn_wanted(),
+    })
+}
+
+/// Publishes a commit's outcome and wakes its waiters; `false` if the committer must stop.
+fn committer_publish<S: Storage>(
+    inner: &Inner<S>,
+    result: Result<()>,
+    durable: Lsn,
+    appended: Lsn,
+) -> bool {
+    let mut state = lock(&inner.state);
+    assert!(
+        durable >= state.lsn_durable,
+        "the durable watermark never goes back"
+    );
+    assert!(appended >= state.lsn_appended && durable <= appended);
+    if durable > state.lsn_durable {
+        state.commits_durable += 1;
+    }
+    state.lsn_durable = durable;
+    state.lsn_appended = appended;
+    if let Err(error) = result {
+        tracing::error!(%error, "commit failed: the shared log stops");
+        state.stopped = Some(error);
+    }
+    inner.durable.notify_all();
+    inner.space.notify_all();
+    state.stopped.is_none()
+}
+
+/// Follows the durable end of a [`SharedLog`] from `lsn` on: yields durable records in order,
+/// and can wait for more.
+pub struct TailReader<'a, S: Storage + Send + 'static> {
+    shared: &'a SharedLog<S>,
+    cursor: Cursor,
+    /// The published watermark as last seen. The log's own may be ahead of it for a moment
+    /// (the committer publishes after its sync), but a reader yields nothing that
+    /// [`SharedLog::durable_lsn`] does not yet call durable.
+    lsn_durable: Lsn,
+}
+
+impl<S: Storage + Send + 'static> TailReader<'_, S> {
+    /// The LSN of the record the next call yields.
+    pub fn lsn_next(&self) -> Lsn {
+        self.cursor.lsn_next()
+    }
+
+    /// Copies the next durable record into `buffer` and returns its LSN and size, or `None`
+    /// at the durable end ("nothing yet"). A buffer too small is [`Error::BufferTooSmall`] and
+    /// the reader stays where it was.
+    pub fn next(&mut self, buffer: &mut [u8]) -> Result<Option<(Lsn, usize)>> {
+        if self.cursor.lsn_next() >= self.lsn_durable {
+            self.lsn_durable = lock(&self.shared.inner.state).lsn_durable;
+            if self.cursor.lsn_next() >= self.lsn_durable {
+                return Ok(None);
+            }
+        }
+        let mut log = lock(&self.shared.inner.log);
+        let log = log.as_mut().ok_or(Error::Closed)?;
+        let before = self.cursor;
+        let Some(record) = log.cursor_next(&mut self.cursor)? else {
+            return Ok(None);
+        };
+        let size = record.data.len();
+        if buffer.len() < size {
+            self.cursor = before;
+            return Err(Error::BufferTooSmall { size_bytes: size });
+        }
+        assert!(
+            record.lsn < self.lsn_durable,
+            "a reader yields durable records only"
+        );
+        buffer[..size].copy_from_slice(record.data);
+        Ok(Some((record.lsn, size)))
+    }
+
+    /// Like [`next`](TailReader::next), but at the durable end waits until the watermark
+    /// passes the reader, at most `timeout` (`None`: without limit). `Ok(None)` only after a
+    /// timeout; [`Error::Closed`] at the end of a log that was shut down.
+    pub fn next_wait(
+        &mut self,
+        buffer: &mut [u8],
+        timeout: Option<Duration>,
+    ) -> Result<Option<(Lsn, usize)>> {
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        loop {
+            if let Some(found) = self.next(buffer)? {
+                return Ok(Some(found));
+            }
+            if !self.durable_wait(deadline)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Waits until the durable watermark passes the reader; `false` at the deadline.
+    fn durable_wait(&self, deadline: Option<Instant>) -> Result<bool> {
+        let inner = &*self.shared.inner;
+        let mut state = lock(&inner.state);
+        loop {
+            if state.lsn_durable > self.cursor.lsn_next() {
+                return Ok(true);
+            }
+            if let Some(error) = &state.stopped {
+                return Err(error.duplicate());
+            }
+            if state.finished {
+                return Err(Error::Closed);
+            }
+            match deadline {
+                None => state = inner.durable.wait(state).expect("state lock"),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Ok(false);
+                    }
+                    state = inner
+                        .durable
+                        .wait_timeout(state, deadline - now)
+                        .expect("lock")
+                        .0;
+                }
+            }
+        }
+    }
+}

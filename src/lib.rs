@@ -21,8 +21,9 @@
 //!   acknowledged) and reports damage to acknowledged data as [`Error::Corruption`] in the
 //!   default [`RecoveryMode::Strict`]. Damage is detected when a later valid block attests
 //!   (through the durable watermark in its header) that the damaged block held durable records;
-//!   damage to the very last durable block, with nothing written after it, looks like a torn
-//!   tail and cannot be told apart.
+//!   damage to the blocks of the last flush, when no block written after that flush survives,
+//!   looks like a torn tail and cannot be told apart (the blocks of one flush all carry the
+//!   watermark from before it).
 //! - A failed write or sync stops the log: every later call returns [`Error::Failed`], and
 //!   reopening recovers from what is on disk.
 //!

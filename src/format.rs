@@ -173,8 +173,12 @@ impl BlockHeader {
         self.flags & FLAG_CONTINUES != 0
     }
 
-    /// Whether the sizes are possible for a block at this place, under these limits.
+    /// Whether the sizes are possible for a block at this place, under these limits (a sector
+    /// size of zero makes nothing possible).
     pub fn sizes_valid(&self, sector_size_bytes: u32, block_size_bytes: u32) -> bool {
+        if sector_size_bytes == 0 {
+            return false;
+        }
         let header = BLOCK_HEADER_SIZE_BYTES as u64;
         let frames_min = u64::from(self.fragment_count) * FRAME_HEADER_SIZE_BYTES as u64;
         self.flags & !FLAG_CONTINUES == 0

@@ -591,7 +591,8 @@ impl<S: Storage> Log<S> {
     }
 
     /// Drops whole segments whose records are all below `lsn`. The current segment is never
-    /// dropped, so records at and after `lsn` always stay.
+    /// dropped, so records at and after `lsn` always stay. On an error, some of the segments
+    /// asked for may already be gone (each removal is durable on its own), never more.
     pub fn truncate_prefix(&mut self, lsn: Lsn) -> Result<()> {
         self.writable()?;
         if lsn > self.lsn_next {

@@ -3,6 +3,7 @@
 //! allocate nothing, in any thread. A counting global allocator proves it.
 #![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
 
+mod counting_global;
 #[cfg(target_os = "linux")]
 mod disk_common;
 mod shared_common;
@@ -10,44 +11,14 @@ mod shared_common;
 #[cfg(target_os = "linux")]
 use ballast_log::storage::{DirectOptions, DirectStorage, Storage};
 use ballast_log::{Config, Log, SharedLog, SharedOptions};
+use counting_global::{ALLOCATIONS, COUNTING};
 #[cfg(target_os = "linux")]
 use disk_common::ScratchDir;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
-struct Counting;
-
-// Counted in every thread, the IO threads included: this file runs without libtest (see
-// Cargo.toml) and its tests one at a time, so no other thread allocates while one counts.
+// The tests of this file run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-fn count() {
-    if COUNTING.load(Ordering::Relaxed) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
-        count();
-        unsafe { System.dealloc(pointer, layout) }
-    }
-    unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(pointer, layout, size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 fn main() {
     #[cfg(target_os = "linux")]

@@ -3,44 +3,13 @@
 //! tail readers and retention allocate nothing, in any thread. A counting global allocator
 //! proves it. The disk variant is in `tests/disk_static_allocation.rs`.
 
+mod counting_global;
 mod shared_common;
 
 use ballast_log::storage::MemStorage;
 use ballast_log::{Config, Log, SharedLog, SharedOptions};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-struct Counting;
-
-// Counted in every thread, the committer included: this file runs without libtest (see
-// Cargo.toml), so no other thread allocates while it counts.
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-fn count() {
-    if COUNTING.load(Ordering::Relaxed) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
-        count();
-        unsafe { System.dealloc(pointer, layout) }
-    }
-    unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(pointer, layout, size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use counting_global::{ALLOCATIONS, COUNTING};
+use std::sync::atomic::Ordering;
 
 fn main() {
     no_allocation_after_open_with_producers_and_readers();

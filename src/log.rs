@@ -142,6 +142,15 @@ pub struct Log<S: Storage> {
     report: RecoveryReport,
 }
 
+/// Whether the log waits for a write right after submitting it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Submit {
+    /// Appends go on while the write is in flight.
+    Background,
+    /// The last write of a flush: the log waits for it next.
+    Waited,
+}
+
 fn io_error(
     operation: IoOperation,
     segment: Option<SegmentId>,
@@ -568,7 +577,7 @@ impl<S: Storage> Log<S> {
         if self.writer.block_fill_bytes > 0 {
             self.block_seal();
         }
-        self.buffer_submit();
+        self.buffer_submit(Submit::Waited);
         self.writes_wait_all()?;
         assert_eq!(
             self.lsn_written, self.lsn_next,
@@ -836,12 +845,12 @@ impl<S: Storage> Log<S> {
         let buffer_full = writer.buffer_used_bytes == buffer.len();
         let segment_full = writer.block_offset_bytes == self.config.segment_size_bytes;
         if buffer_full || segment_full {
-            self.buffer_submit();
+            self.buffer_submit(Submit::Background);
         }
     }
 
     /// Submits the sealed blocks of the current buffer as one write.
-    fn buffer_submit(&mut self) {
+    fn buffer_submit(&mut self, submit: Submit) {
         assert_eq!(self.writer.block_fill_bytes, 0, "submitting an open block");
         let Some(buffer) = self.writer.buffer.take() else {
             return;
@@ -871,8 +880,14 @@ impl<S: Storage> Log<S> {
         self.cache.invalidate(segment, offset, size as u64);
         self.unsynced_from = Some(self.unsynced_from.map_or(segment, |from| from.min(segment)));
         self.writer.buffer_used_bytes = 0;
-        self.storage
-            .write_submit(token, segment, offset, buffer, size);
+        match submit {
+            Submit::Background => self
+                .storage
+                .write_submit(token, segment, offset, buffer, size),
+            Submit::Waited => self
+                .storage
+                .write_submit_waited(token, segment, offset, buffer, size),
+        }
     }
 
     fn token_take(&mut self) -> u64 {
@@ -996,7 +1011,7 @@ impl<S: Storage> Log<S> {
         if self.writer.block_fill_bytes > 0 {
             self.block_seal();
         }
-        self.buffer_submit();
+        self.buffer_submit(Submit::Background);
         if self.table.is_full() {
             return Err(Error::LogFull {
                 lsn_next: self.lsn_next,

@@ -32,11 +32,20 @@ pub enum Durability {
 /// What producers, readers and the committer share, under one mutex.
 struct State {
     staging: Staging,
+    /// The empty batch the next commit takes the staged records into. `None` while a commit
+    /// runs: whoever runs it (the committer thread, or a producer that found it asleep) holds
+    /// the batch, so there is never more than one commit at a time.
+    spare: Option<Batch>,
+    /// Commits taken so far; the running one, if any, is number `commits_taken`.
+    commits_taken: u64,
+    /// The `lsn_wanted` the running commit took: it makes everything below it durable.
+    lsn_wanted_running: Lsn,
     /// The log's durable watermark as of the last commit.
     lsn_durable: Lsn,
     /// The log's next LSN as of the last commit: staged records below it are in the log.
     lsn_appended: Lsn,
-    /// The committer sleeps on `work`: a producer that stages must wake it.
+    /// The committer sleeps on `work` and nobody has woken it yet: a producer that stages must
+    /// wake it, or run the commit itself.
     committer_idle: bool,
     /// `shutdown` was called: nothing more is staged.
     closing: bool,
@@ -46,6 +55,9 @@ struct State {
     stopped: Option<Error>,
     /// Commits that advanced the durable watermark (group commits), for measurement.
     commits_durable: u64,
+    /// Per wait queue (`Inner::durable`), the smallest `lsn_end` one of its sleepers waits
+    /// for: a publication wakes a queue only if it satisfies at least that sleeper.
+    lsn_end_min: [Lsn; 2],
 }
 
 impl State {
@@ -60,11 +72,24 @@ impl State {
         Ok(())
     }
 
-    /// Whether the committer owes a commit now.
+    /// Whether a commit is owed now.
     fn work_due(&self) -> bool {
         !self.staging.is_empty()
             || self.staging.lsn_wanted() > self.lsn_durable
             || (self.closing && self.lsn_appended > self.lsn_durable)
+    }
+
+    /// The wait queue for `lsn_end`: the running commit's if it makes `lsn_end` durable,
+    /// else the next commit's. Producers staged into different groups sleep apart, so a
+    /// commit wakes only its own producers.
+    fn queue_for(&self, lsn_end: Lsn) -> usize {
+        let running = self.spare.is_none() && self.lsn_wanted_running >= lsn_end;
+        let commit = if running {
+            self.commits_taken
+        } else {
+            self.commits_taken + 1
+        };
+        (commit % 2) as usize
     }
 }
 
@@ -75,8 +100,9 @@ struct Inner<S: Storage> {
     work: Condvar,
     /// Producers wait here for room in the staging area.
     space: Condvar,
-    /// Producers and readers wait here for the durable watermark to advance.
-    durable: Condvar,
+    /// Producers and readers wait here for the durable watermark to advance: two queues, for
+    /// the running commit and the next (`State::queue_for`).
+    durable: [Condvar; 2],
     flush_timeout: Option<Duration>,
 }
 
@@ -124,9 +150,11 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
     pub fn open(log: Log<S>, options: SharedOptions) -> Result<SharedLog<S>> {
         options.validate(log.config())?;
         let staging = Staging::new(&options, log.config(), log.next_lsn());
-        let spare = Batch::new(&options);
         let state = State {
             staging,
+            spare: Some(Batch::new(&options)),
+            commits_taken: 0,
+            lsn_wanted_running: 0,
             lsn_durable: log.durable_lsn(),
             lsn_appended: log.next_lsn(),
             committer_idle: false,
@@ -134,6 +162,7 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
             finished: false,
             stopped: None,
             commits_durable: 0,
+            lsn_end_min: [Lsn::MAX; 2],
         };
         let inner = Arc::new(Inner {
             flush_timeout: log.config().flush_timeout_ns.map(Duration::from_nanos),
@@ -141,12 +170,12 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
             log: Mutex::new(Some(log)),
             work: Condvar::new(),
             space: Condvar::new(),
-            durable: Condvar::new(),
+            durable: [Condvar::new(), Condvar::new()],
         });
         let committer_inner = Arc::clone(&inner);
         let committer = std::thread::Builder::new()
             .name("ballast-commit".into())
-            .spawn(move || committer_run(&committer_inner, spare))
+            .spawn(move || committer_run(&committer_inner))
             .map_err(|source| Error::Io {
                 operation: crate::IoOperation::Write,
                 segment: None,
@@ -189,9 +218,9 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
                 }
             }
         };
-        committer_wake(inner, &mut state);
-        if durability == Durability::Wait {
-            durable_wait(inner, state, lsn + records.len() as Lsn)?;
+        match durability {
+            Durability::Wait => durable_wait(inner, state, lsn + records.len() as Lsn)?,
+            Durability::Staged => committer_wake(inner, &mut state),
         }
         Ok(lsn)
     }
@@ -202,9 +231,10 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
         let state = lock(&self.inner.state);
         let lsn_next = state.staging.lsn_next();
         if lsn >= lsn_next {
+            drop(state);
             return Err(Error::LsnOutOfRange {
                 lsn,
-                lsn_first: 0,
+                lsn_first: self.first_lsn()?,
                 lsn_next,
             });
         }
@@ -274,7 +304,7 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
         committer_wake(inner, &mut state);
         inner.space.notify_all();
         while !state.finished {
-            state = inner.durable.wait(state).expect("state lock");
+            state = durable_sleep(inner, state, Lsn::MAX, None).0;
         }
         match &state.stopped {
             Some(error) => Err(error.duplicate()),
@@ -323,17 +353,18 @@ fn committer_wake<S: Storage>(inner: &Inner<S>, state: &mut State) {
     }
 }
 
-/// Waits until every LSN below `lsn_end` is durable, asking the committer to sync.
-fn durable_wait<S: Storage>(
-    inner: &Inner<S>,
-    mut state: MutexGuard<'_, State>,
+/// Waits until every LSN below `lsn_end` is durable. If the committer sleeps and no commit
+/// runs, the caller runs the commit itself: a lone producer then pays no thread handoff (two
+/// wakeups across CPUs, about 27 us each on a virtual machine, `docs/concurrency.md`).
+/// Otherwise it asks the committer and sleeps until a publication satisfies it.
+fn durable_wait<'a, S: Storage>(
+    inner: &'a Inner<S>,
+    mut state: MutexGuard<'a, State>,
     lsn_end: Lsn,
 ) -> Result<()> {
-    if state.lsn_durable >= lsn_end {
-        return Ok(());
+    if state.lsn_durable < lsn_end {
+        state.staging.durable_want(lsn_end);
     }
-    state.staging.durable_want(lsn_end);
-    committer_wake(inner, &mut state);
     loop {
         if state.lsn_durable >= lsn_end {
             return Ok(());
@@ -344,89 +375,99 @@ fn durable_wait<S: Storage>(
         if state.finished {
             return Err(Error::Closed);
         }
-        state = inner.durable.wait(state).expect("state lock");
+        if state.committer_idle && state.spare.is_some() && !state.closing {
+            state = commit_run(inner, state, false);
+            continue;
+        }
+        committer_wake(inner, &mut state);
+        state = durable_sleep(inner, state, lsn_end, None).0;
     }
 }
 
-/// The committer: takes each group, commits it, publishes the watermark; until shutdown has
-/// drained everything or a commit failed.
-fn committer_run<S: Storage>(inner: &Inner<S>, mut spare: Batch) {
-    // If a commit panics (a broken invariant), waiters must not sleep forever.
-    struct Finish<'a, S: Storage>(&'a Inner<S>);
-    impl<S: Storage> Drop for Finish<'_, S> {
-        fn drop(&mut self) {
-            let mut state = self
-                .0
-                .state
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
-            state.finished = true;
-            self.0.durable.notify_all();
-            self.0.space.notify_all();
-        }
-    }
-    let _finish = Finish(inner);
-    while let Some(lsn_wanted) = committer_take(inner, &mut spare) {
-        let (result, durable, appended) = {
-            let mut log = lock(&inner.log);
-            let log = log
-                .as_mut()
-                .expect("the log stays while the committer runs");
-            let result = staging::commit(log, &mut spare, lsn_wanted);
-            (result, log.durable_lsn(), log.next_lsn())
-        };
-        if !committer_publish(inner, result, durable, appended) {
-            return;
-        }
-    }
-}
-
-/// Waits for work and takes the filling batch into `spare`; returns how far durability is
-/// wanted, or `None` once the committer should exit.
-fn committer_take<S: Storage>(inner: &Inner<S>, spare: &mut Batch) -> Option<Lsn> {
-    let mut state = lock(&inner.state);
-    loop {
-        if state.stopped.is_some() {
-            return None;
-        }
-        if state.work_due() {
-            break;
-        }
-        if state.closing {
-            assert_eq!(state.lsn_durable, state.lsn_appended);
-            return None;
-        }
-        state.committer_idle = true;
-        let unflushed = state.lsn_appended > state.lsn_durable;
-        match inner.flush_timeout.filter(|_| unflushed) {
-            Some(timeout) => {
-                let (guard, waited) = inner.work.wait_timeout(state, timeout).expect("lock");
-                state = guard;
-                if waited.timed_out() {
-                    // Let the log's timeout policy decide (`tick`).
-                    break;
-                }
+/// Sleeps on the wait queue for `lsn_end` until a publication wakes it or `deadline` passes
+/// (then `true`). Spurious wakeups are possible: callers check again.
+fn durable_sleep<'a, S: Storage>(
+    inner: &'a Inner<S>,
+    mut state: MutexGuard<'a, State>,
+    lsn_end: Lsn,
+    deadline: Option<Instant>,
+) -> (MutexGuard<'a, State>, bool) {
+    let queue = state.queue_for(lsn_end);
+    state.lsn_end_min[queue] = state.lsn_end_min[queue].min(lsn_end);
+    let condvar = &inner.durable[queue];
+    match deadline {
+        None => (condvar.wait(state).expect("state lock"), false),
+        Some(deadline) => {
+            let now = Instant::now();
+            if now >= deadline {
+                return (state, true);
             }
-            None => state = inner.work.wait(state).expect("state lock"),
+            let (state, waited) = condvar
+                .wait_timeout(state, deadline - now)
+                .expect("state lock");
+            (state, waited.timed_out())
         }
     }
-    state.committer_idle = false;
-    state.staging.take(spare);
-    inner.space.notify_all();
-    Some(match state.closing {
+}
+
+/// Wakes the sleepers a publication may satisfy: a queue whose most urgent sleeper is now
+/// durable, or every queue once the committer stops.
+fn durable_notify<S: Storage>(inner: &Inner<S>, state: &mut State) {
+    let all = state.stopped.is_some() || state.finished;
+    for queue in 0..2 {
+        if all || state.lsn_end_min[queue] <= state.lsn_durable {
+            state.lsn_end_min[queue] = Lsn::MAX;
+            inner.durable[queue].notify_all();
+        }
+    }
+}
+
+/// Takes the staged group and runs one commit on this thread (the committer, or a producer
+/// that found it asleep), then publishes it. The caller checked that no commit runs.
+fn commit_run<'a, S: Storage>(
+    inner: &'a Inner<S>,
+    mut state: MutexGuard<'a, State>,
+    closing: bool,
+) -> MutexGuard<'a, State> {
+    let mut batch = state.spare.take().expect("one commit at a time");
+    state.staging.take(&mut batch);
+    state.commits_taken += 1;
+    let lsn_wanted = match closing {
         true => Lsn::MAX,
         false => state.staging.lsn_wanted(),
-    })
+    };
+    state.lsn_wanted_running = lsn_wanted;
+    inner.space.notify_all();
+    drop(state);
+    // If the commit panics (a broken invariant), waiters must not sleep forever.
+    let abandon = Unwind {
+        inner,
+        finished: false,
+    };
+    let (result, durable, appended) = {
+        let mut log = lock(&inner.log);
+        let log = log
+            .as_mut()
+            .expect("the log stays while the committer runs");
+        let result = staging::commit(log, &mut batch, lsn_wanted);
+        (result, log.durable_lsn(), log.next_lsn())
+    };
+    std::mem::forget(abandon);
+    commit_publish(inner, batch, result, durable, appended)
 }
 
-/// Publishes a commit's outcome and wakes its waiters; `false` if the committer must stop.
-fn committer_publish<S: Storage>(
+/// Publishes a commit's outcome, returns its batch, and wakes whom it concerns.
+fn commit_publish<S: Storage>(
     inner: &Inner<S>,
+    batch: Batch,
     result: Result<()>,
     durable: Lsn,
     appended: Lsn,
-) -> bool {
+) -> MutexGuard<'_, State> {
     let mut state = lock(&inner.state);
+    assert!(batch.is_empty() || result.is_err());
+    assert!(state.spare.is_none(), "one commit at a time");
+    state.spare = Some(batch);
     assert!(
         durable >= state.lsn_durable,
         "the durable watermark never goes back"
@@ -441,9 +482,88 @@ fn committer_publish<S: Storage>(
         tracing::error!(%error, "commit failed: the shared log stops");
         state.stopped = Some(error);
     }
-    inner.durable.notify_all();
+    durable_notify(inner, &mut state);
     inner.space.notify_all();
-    state.stopped.is_none()
+    // A producer that ran this commit hands what was staged meanwhile to the committer.
+    if state.work_due() || state.stopped.is_some() {
+        committer_wake(inner, &mut state);
+    }
+    state
+}
+
+/// Wakes everyone when dropped: when the committer exits (`finished`), or when a commit
+/// panics (a broken invariant) and the shared log stops.
+struct Unwind<'a, S: Storage> {
+    inner: &'a Inner<S>,
+    finished: bool,
+}
+
+impl<S: Storage> Drop for Unwind<'_, S> {
+    fn drop(&mut self) {
+        let inner = self.inner;
+        let mut state = inner
+            .state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        match self.finished {
+            true => state.finished = true,
+            false => _ = state.stopped.get_or_insert(Error::Closed),
+        }
+        durable_notify(inner, &mut state);
+        inner.space.notify_all();
+        inner.work.notify_all();
+    }
+}
+
+/// The committer: waits for work while no commit runs, commits, publishes; until shutdown
+/// has drained everything or a commit failed.
+fn committer_run<S: Storage>(inner: &Inner<S>) {
+    // However it exits, even by a panic, waiters must not sleep forever.
+    let _finish = Unwind {
+        inner,
+        finished: true,
+    };
+    let mut state = lock(&inner.state);
+    loop {
+        if state.stopped.is_some() {
+            return;
+        }
+        let running = state.spare.is_none();
+        if !running && state.work_due() {
+            let closing = state.closing;
+            state = commit_run(inner, state, closing);
+            continue;
+        }
+        if state.closing && !running {
+            assert_eq!(state.lsn_durable, state.lsn_appended);
+            return;
+        }
+        state = committer_sleep(inner, state, running);
+    }
+}
+
+/// Sleeps until woken for work. With appended records not yet durable and no commit
+/// running, sleeps at most `flush_timeout_ns` and then commits nothing, so that the log's
+/// timeout policy decides (`tick`).
+fn committer_sleep<'a, S: Storage>(
+    inner: &'a Inner<S>,
+    mut state: MutexGuard<'a, State>,
+    running: bool,
+) -> MutexGuard<'a, State> {
+    state.committer_idle = true;
+    let unflushed = state.lsn_appended > state.lsn_durable && !running;
+    match inner.flush_timeout.filter(|_| unflushed) {
+        Some(timeout) => {
+            let (mut state, waited) = inner.work.wait_timeout(state, timeout).expect("lock");
+            if waited.timed_out() && state.spare.is_some() && state.stopped.is_none() {
+                state.committer_idle = false;
+                let closing = state.closing;
+                return commit_run(inner, state, closing);
+            }
+            state
+        }
+        None => inner.work.wait(state).expect("state lock"),
+    }
 }
 
 /// Follows the durable end of a [`SharedLog`] from `lsn` on: yields durable records in order,
@@ -514,9 +634,10 @@ impl<S: Storage + Send + 'static> TailReader<'_, S> {
     /// Waits until the durable watermark passes the reader; `false` at the deadline.
     fn durable_wait(&self, deadline: Option<Instant>) -> Result<bool> {
         let inner = &*self.shared.inner;
+        let lsn_end = self.cursor.lsn_next() + 1;
         let mut state = lock(&inner.state);
         loop {
-            if state.lsn_durable > self.cursor.lsn_next() {
+            if state.lsn_durable >= lsn_end {
                 return Ok(true);
             }
             if let Some(error) = &state.stopped {
@@ -525,19 +646,10 @@ impl<S: Storage + Send + 'static> TailReader<'_, S> {
             if state.finished {
                 return Err(Error::Closed);
             }
-            match deadline {
-                None => state = inner.durable.wait(state).expect("state lock"),
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Ok(false);
-                    }
-                    state = inner
-                        .durable
-                        .wait_timeout(state, deadline - now)
-                        .expect("lock")
-                        .0;
-                }
+            let (guard, timed_out) = durable_sleep(inner, state, lsn_end, deadline);
+            state = guard;
+            if timed_out {
+                return Ok(false);
             }
         }
     }

@@ -100,6 +100,21 @@ pub trait Storage: Clock {
         size_bytes: usize,
     );
 
+    /// Like [`write_submit`](Storage::write_submit), for a write the caller waits for next
+    /// (the last write of a flush): a backend may run it on the caller's thread rather than
+    /// hand it to another, since a handoff only adds latency then. The default submits it
+    /// as any other write.
+    fn write_submit_waited(
+        &mut self,
+        token: u64,
+        segment: SegmentId,
+        offset_bytes: u64,
+        buffer: AlignedBuffer,
+        size_bytes: usize,
+    ) {
+        self.write_submit(token, segment, offset_bytes, buffer, size_bytes);
+    }
+
     /// Submits a sync of a segment: when it completes successfully, every write to the segment
     /// that completed before the submission is durable.
     fn sync_submit(&mut self, token: u64, segment: SegmentId);

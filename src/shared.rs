@@ -1,11 +1,13 @@
 //! The thread-safe front end: [`SharedLog`] lets many producer threads append at once, with
 //! group commit, and [`TailReader`]s follow the durable end of the log from other threads.
 //!
-//! One committer thread owns the commit step of [`staging`](crate::staging): it takes every
-//! record staged since its last commit, appends the group to the [`Log`] and syncs it once,
-//! while producers keep staging the next group into the other batch. Producers never touch the
-//! `Log`; readers and `truncate_prefix` take it between commits, under its mutex.
-//! `docs/concurrency.md` explains the design and its limits.
+//! A commit runs the commit step of [`staging`](crate::staging): it takes every record staged
+//! since the last commit, appends the group to the [`Log`] and syncs it once, while producers
+//! keep staging the next group into the other batch. One commit runs at a time: on the
+//! committer thread, or on a producer's own thread when that producer must wait and finds the
+//! committer asleep (a lone producer then pays no thread handoff). Readers and
+//! `truncate_prefix` take the `Log` between commits, under its mutex. `docs/concurrency.md`
+//! explains the design and its limits.
 
 use crate::error::{Error, Result};
 use crate::log::{Cursor, Log};

@@ -57,6 +57,9 @@ struct State {
     stopped: Option<Error>,
     /// Commits that advanced the durable watermark (group commits), for measurement.
     commits_durable: u64,
+    /// Producers sleeping on `space`: a commit wakes them only if there are any, so that a
+    /// lone producer pays no system call for it.
+    space_sleepers: u32,
     /// Per wait queue (`Inner::durable`), the smallest `lsn_end` one of its sleepers waits
     /// for: a publication wakes a queue only if it satisfies at least that sleeper.
     lsn_end_min: [Lsn; 2],
@@ -72,6 +75,21 @@ impl State {
             return Err(Error::Closed);
         }
         Ok(())
+    }
+
+    /// Whether every LSN below `lsn_end` is durable; the error that stopped the committer, or
+    /// [`Error::Closed`] once it exited, if they never will be.
+    fn durable_reached(&self, lsn_end: Lsn) -> Result<bool> {
+        if self.lsn_durable >= lsn_end {
+            return Ok(true);
+        }
+        if let Some(error) = &self.stopped {
+            return Err(error.duplicate());
+        }
+        if self.finished {
+            return Err(Error::Closed);
+        }
+        Ok(false)
     }
 
     /// Whether a commit is owed now.
@@ -164,6 +182,7 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
             finished: false,
             stopped: None,
             commits_durable: 0,
+            space_sleepers: 0,
             lsn_end_min: [Lsn::MAX; 2],
         };
         let inner = Arc::new(Inner {
@@ -216,7 +235,9 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
                 Staged::At(lsn) => break lsn,
                 Staged::Full => {
                     committer_wake(inner, &mut state);
+                    state.space_sleepers += 1;
                     state = inner.space.wait(state).expect("state lock");
+                    state.space_sleepers -= 1;
                 }
             }
         };
@@ -367,23 +388,15 @@ fn durable_wait<'a, S: Storage>(
     if state.lsn_durable < lsn_end {
         state.staging.durable_want(lsn_end);
     }
-    loop {
-        if state.lsn_durable >= lsn_end {
-            return Ok(());
-        }
-        if let Some(error) = &state.stopped {
-            return Err(error.duplicate());
-        }
-        if state.finished {
-            return Err(Error::Closed);
-        }
+    while !state.durable_reached(lsn_end)? {
         if state.committer_idle && state.spare.is_some() && !state.closing {
-            state = commit_run(inner, state, false);
+            state = commit_run(inner, state);
             continue;
         }
         committer_wake(inner, &mut state);
         state = durable_sleep(inner, state, lsn_end, None).0;
     }
+    Ok(())
 }
 
 /// Sleeps on the wait queue for `lsn_end` until a publication wakes it or `deadline` passes
@@ -424,22 +437,29 @@ fn durable_notify<S: Storage>(inner: &Inner<S>, state: &mut State) {
     }
 }
 
+/// Wakes the producers waiting for room in the staging area, if any.
+fn space_notify<S: Storage>(inner: &Inner<S>, state: &State) {
+    if state.space_sleepers > 0 {
+        inner.space.notify_all();
+    }
+}
+
 /// Takes the staged group and runs one commit on this thread (the committer, or a producer
 /// that found it asleep), then publishes it. The caller checked that no commit runs.
 fn commit_run<'a, S: Storage>(
     inner: &'a Inner<S>,
     mut state: MutexGuard<'a, State>,
-    closing: bool,
 ) -> MutexGuard<'a, State> {
     let mut batch = state.spare.take().expect("one commit at a time");
     state.staging.take(&mut batch);
     state.commits_taken += 1;
-    let lsn_wanted = match closing {
+    // Shutdown drains: everything appended becomes durable.
+    let lsn_wanted = match state.closing {
         true => Lsn::MAX,
         false => state.staging.lsn_wanted(),
     };
     state.lsn_wanted_running = lsn_wanted;
-    inner.space.notify_all();
+    space_notify(inner, &state);
     drop(state);
     // If the commit panics (a broken invariant), waiters must not sleep forever.
     let abandon = Unwind {
@@ -485,7 +505,7 @@ fn commit_publish<S: Storage>(
         state.stopped = Some(error);
     }
     durable_notify(inner, &mut state);
-    inner.space.notify_all();
+    space_notify(inner, &state);
     // A producer that ran this commit hands what was staged meanwhile to the committer.
     if state.work_due() || state.stopped.is_some() {
         committer_wake(inner, &mut state);
@@ -532,8 +552,7 @@ fn committer_run<S: Storage>(inner: &Inner<S>) {
         }
         let running = state.spare.is_none();
         if !running && state.work_due() {
-            let closing = state.closing;
-            state = commit_run(inner, state, closing);
+            state = commit_run(inner, state);
             continue;
         }
         if state.closing && !running {
@@ -559,8 +578,7 @@ fn committer_sleep<'a, S: Storage>(
             let (mut state, waited) = inner.work.wait_timeout(state, timeout).expect("lock");
             if waited.timed_out() && state.spare.is_some() && state.stopped.is_none() {
                 state.committer_idle = false;
-                let closing = state.closing;
-                return commit_run(inner, state, closing);
+                return commit_run(inner, state);
             }
             state
         }
@@ -638,21 +656,13 @@ impl<S: Storage + Send + 'static> TailReader<'_, S> {
         let inner = &*self.shared.inner;
         let lsn_end = self.cursor.lsn_next() + 1;
         let mut state = lock(&inner.state);
-        loop {
-            if state.lsn_durable >= lsn_end {
-                return Ok(true);
-            }
-            if let Some(error) = &state.stopped {
-                return Err(error.duplicate());
-            }
-            if state.finished {
-                return Err(Error::Closed);
-            }
+        while !state.durable_reached(lsn_end)? {
             let (guard, timed_out) = durable_sleep(inner, state, lsn_end, deadline);
             state = guard;
             if timed_out {
                 return Ok(false);
             }
         }
+        Ok(true)
     }
 }

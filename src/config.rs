@@ -229,7 +229,8 @@ impl Config {
     /// excluding the storage backend. Peak memory of the core is set by this figure.
     pub fn memory_size_bytes(&self) -> u64 {
         let write = u64::from(self.write_buffer_size_bytes) * u64::from(self.write_buffer_count);
-        let read = u64::from(self.read_buffer_size_bytes);
+        // The read buffer and its spare, into which a scan loads the next step.
+        let read = 2 * u64::from(self.read_buffer_size_bytes);
         let record = u64::from(self.record_size_bytes_max);
         let index = u64::from(self.segment_count_max)
             * self.index_slots_per_segment() as u64

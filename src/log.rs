@@ -266,7 +266,11 @@ impl<S: Storage> Log<S> {
                 config.index_slots_per_segment(),
                 config.block_size_bytes,
             ),
-            cache: ReadCache::new(config.read_buffer_size_bytes, config.sector_size_bytes),
+            cache: ReadCache::new(
+                config.read_buffer_size_bytes,
+                config.sector_size_bytes,
+                config.block_size_bytes,
+            ),
             record_buffer: vec![0; config.record_size_bytes_max as usize],
             buffers_free,
             writer: Writer {

@@ -4,27 +4,51 @@ use crate::error::{CorruptionKind, Error, IoOperation, Result};
 use crate::format::{self, BlockHeader, HeaderRead, BLOCK_HEADER_SIZE_BYTES};
 use crate::storage::{AlignedBuffer, SegmentId, Storage};
 
+/// Steps a scan asks storage to read ahead of the window.
+const READ_AHEAD_STEPS: usize = 2;
+
 /// A window of one segment held in the read buffer.
+///
+/// A scan loads the segment one step at a time and asks storage to read the next steps
+/// ahead. A step lands at the end of the spare buffer (`step_at`), the tail of the window
+/// before it (a block that straddles the window's end) is copied in front of it, and the
+/// buffers swap: storage may hand over a buffer it read ahead into instead of copying one.
 pub(crate) struct ReadCache {
     buffer: AlignedBuffer,
+    spare: AlignedBuffer,
+    /// Where the window starts in `buffer`.
+    base: usize,
     segment: SegmentId,
     offset_bytes: u64,
     size_bytes: usize,
     /// How much a miss loads: the whole buffer for scans, one block for point reads.
     window_bytes: usize,
+    /// What a scan loads after the window, and asks storage to read ahead: the buffer less
+    /// one block, the room kept for a block that straddles the window's end (0: the buffer
+    /// holds less than two blocks, and scans do not read ahead).
+    step_bytes: usize,
     /// The last block whose body was verified while in the buffer, with what it holds: a scan
     /// that yields its records one call at a time checks it once, not once per record.
     verified: Option<(SegmentId, u64, format::BodySummary)>,
 }
 
 impl ReadCache {
-    pub fn new(size_bytes: u32, sector_size_bytes: u32) -> ReadCache {
+    pub fn new(size_bytes: u32, sector_size_bytes: u32, block_size_bytes: u32) -> ReadCache {
+        assert!(size_bytes >= block_size_bytes);
+        let step_bytes = if size_bytes >= 2 * block_size_bytes {
+            (size_bytes - block_size_bytes) as usize
+        } else {
+            0
+        };
         ReadCache {
             buffer: AlignedBuffer::new(size_bytes as usize, sector_size_bytes as usize),
+            spare: AlignedBuffer::new(size_bytes as usize, sector_size_bytes as usize),
+            base: 0,
             segment: 0,
             offset_bytes: 0,
             size_bytes: 0,
             window_bytes: size_bytes as usize,
+            step_bytes,
             verified: None,
         }
     }
@@ -66,32 +90,94 @@ impl ReadCache {
             let sector = self.buffer.alignment_bytes() as u64;
             let start = offset_bytes / sector * sector;
             let needed = (offset_bytes - start) as usize + size_bytes;
-            let window = self
-                .window_bytes
-                .max(needed)
-                .next_multiple_of(sector as usize);
-            let size = (window.min(self.buffer.len()) as u64).min(segment_size_bytes - start);
-            let size = size as usize;
-            assert!(start + size as u64 >= offset_bytes + size_bytes as u64);
-            self.size_bytes = 0;
+            let scanning = self.step_bytes > 0 && self.window_bytes == self.buffer.len();
+            let carry = cached_end.saturating_sub(start) as usize;
+            let follows = scanning
+                && self.segment == segment
+                && self.size_bytes > 0
+                && (self.offset_bytes..=cached_end).contains(&start)
+                && carry + self.step_bytes <= self.buffer.len()
+                && carry + self.step_bytes >= needed;
             self.verified = None;
-            storage
-                .read(segment, start, &mut self.buffer[..size])
-                .map_err(|source| Error::Io {
-                    operation: IoOperation::Read,
-                    segment: Some(segment),
-                    offset_bytes: Some(start),
-                    source,
-                })?;
-            self.segment = segment;
-            self.offset_bytes = start;
-            self.size_bytes = size;
+            if follows {
+                self.load_next(storage, segment, segment_size_bytes, start)?;
+            } else {
+                let window = self
+                    .window_bytes
+                    .max(needed)
+                    .next_multiple_of(sector as usize);
+                let size = (window.min(self.buffer.len()) as u64).min(segment_size_bytes - start);
+                self.size_bytes = 0;
+                storage
+                    .read(segment, start, &mut self.buffer[..size as usize])
+                    .map_err(read_error(segment, start))?;
+                self.segment = segment;
+                self.base = 0;
+                self.offset_bytes = start;
+                self.size_bytes = size as usize;
+            }
+            assert!(self.offset_bytes + self.size_bytes as u64 >= offset_bytes + size_bytes as u64);
+            if scanning {
+                // The next two steps: while this one is decoded and the next copied out, the
+                // one after is already loading.
+                let mut end = self.offset_bytes + self.size_bytes as u64;
+                for _ in 0..READ_AHEAD_STEPS {
+                    let ahead = (segment_size_bytes - end).min(self.step_bytes as u64);
+                    if ahead == 0 {
+                        break;
+                    }
+                    storage.read_ahead(segment, end, ahead as usize, self.step_at());
+                    end += ahead;
+                }
+            }
         }
         Ok((offset_bytes - self.offset_bytes) as usize)
     }
 
+    /// Where a scan's step lands in a buffer: after room for one block.
+    fn step_at(&self) -> usize {
+        self.buffer.len() - self.step_bytes
+    }
+
+    /// A scan goes on past the window: keeps its tail from `start` on (the start of a block
+    /// that straddles the end, or nothing) and loads one step after it, the stretch the
+    /// previous load asked storage to read ahead.
+    fn load_next<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        segment: SegmentId,
+        segment_size_bytes: u64,
+        start: u64,
+    ) -> Result<()> {
+        let cached_end = self.offset_bytes + self.size_bytes as u64;
+        let carry = (cached_end - start) as usize;
+        let at = self.step_at();
+        assert!(carry <= at, "a straddling block fits in front of the step");
+        let size = (segment_size_bytes - cached_end).min(self.step_bytes as u64) as usize;
+        storage
+            .read_exchange(segment, cached_end, &mut self.spare, at, size)
+            .map_err(read_error(segment, cached_end))?;
+        let kept_from = self.base + (start - self.offset_bytes) as usize;
+        self.spare[at - carry..at].copy_from_slice(&self.buffer[kept_from..kept_from + carry]);
+        std::mem::swap(&mut self.buffer, &mut self.spare);
+        self.segment = segment;
+        self.base = at - carry;
+        self.offset_bytes = start;
+        self.size_bytes = carry + size;
+        Ok(())
+    }
+
     pub fn bytes(&self) -> &[u8] {
-        &self.buffer[..self.size_bytes]
+        &self.buffer[self.base..self.base + self.size_bytes]
+    }
+}
+
+fn read_error(segment: SegmentId, offset_bytes: u64) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io {
+        operation: IoOperation::Read,
+        segment: Some(segment),
+        offset_bytes: Some(offset_bytes),
+        source,
     }
 }
 

@@ -39,12 +39,24 @@ struct Args {
     /// Random reads by LSN in each pass (cold, then warm).
     #[arg(long, value_name = "N")]
     random_reads: Option<u64>,
+    /// Which workloads to run, comma-separated: bulk, durable, read, memory (peak RSS at two
+    /// log sizes). Default: all of them.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_enum)]
+    workloads: Vec<Workload>,
     /// Print the results as JSON instead of tables.
     #[arg(long)]
     json: bool,
     /// Run one case in this process (internal: the parent passes a JSON spec).
     #[arg(long, hide = true)]
     child: Option<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Workload {
+    Bulk,
+    Durable,
+    Read,
+    Memory,
 }
 
 const SYSTEMS_BULK: [&str; 6] = [
@@ -340,8 +352,12 @@ fn parent(args: &Args) -> Res<()> {
     let machine = machine(&root);
     let load_start = loadavg();
 
+    let runs = |workload: Workload| args.workloads.is_empty() || args.workloads.contains(&workload);
     let mut cases = Vec::new();
-    for record_size in [128u64, 1024, 65536] {
+    for record_size in [128u64, 1024, 65536]
+        .into_iter()
+        .filter(|_| runs(Workload::Bulk))
+    {
         cases.push(Case {
             name: format!("bulk append, {record_size} B records, one final sync"),
             workload: "bulk",
@@ -349,7 +365,7 @@ fn parent(args: &Args) -> Res<()> {
             spec: json!({"workload": "bulk", "bytes": bulk_bytes, "record_size": record_size}),
         });
     }
-    for producers in [1u64, 16] {
+    for producers in [1u64, 16].into_iter().filter(|_| runs(Workload::Durable)) {
         // Same total records for 1 and 16 producers.
         let ops = if producers == 1 {
             durable_ops
@@ -364,22 +380,28 @@ fn parent(args: &Args) -> Res<()> {
                          "record_size": 1024}),
         });
     }
-    cases.push(Case {
-        name: "read".into(),
-        workload: "read",
-        systems: SYSTEMS.to_vec(),
-        spec: json!({"workload": "read", "bytes": read_bytes, "record_size": 1024,
-                     "reads": random_reads}),
-    });
+    if runs(Workload::Read) {
+        cases.push(Case {
+            name: "read".into(),
+            workload: "read",
+            systems: SYSTEMS.to_vec(),
+            spec: json!({"workload": "read", "bytes": read_bytes, "record_size": 1024,
+                         "reads": random_reads}),
+        });
+    }
     // Memory: bulk 1 KiB at two log sizes, one repetition each.
     let memory_sizes = [bulk_bytes, bulk_bytes * 4];
+    let memory_systems: Vec<&str> = SYSTEMS_BULK
+        .iter()
+        .copied()
+        .filter(|system| !system.starts_with("raw") && runs(Workload::Memory))
+        .collect();
 
     let total: u64 = cases
         .iter()
         .map(|case| (case.systems.len() as u64) * u64::from(repetitions))
         .sum::<u64>()
-        + 2 * SYSTEMS_BULK.len() as u64
-        - 4;
+        + 2 * memory_systems.len() as u64;
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}")
@@ -413,7 +435,7 @@ fn parent(args: &Args) -> Res<()> {
         }
     }
     let mut memory = Vec::new();
-    for system in SYSTEMS_BULK.iter().filter(|s| !s.starts_with("raw")) {
+    for system in &memory_systems {
         let mut row = json!({"system": system});
         for (which, bytes) in memory_sizes.iter().enumerate() {
             bar.set_message(format!("memory / {system} / {bytes} B"));
@@ -579,30 +601,32 @@ fn parent(args: &Args) -> Res<()> {
             );
         }
     }
-    println!();
-    println!(
-        "### peak RSS against log size (bulk append, 1 KiB records; Ballast Config::memory_size_bytes = {} MiB)",
-        systems::ballast_config().memory_size_bytes() >> 20
-    );
-    println!();
-    println!(
-        "| system | {} MiB log | {} MiB log |",
-        memory_sizes[0] >> 20,
-        memory_sizes[1] >> 20
-    );
-    println!("|---|---:|---:|");
-    for row in &memory {
-        let mib = |key: &str| {
-            row[key].as_f64().map_or("-".into(), |b| {
-                format!("{:.0} MiB", b / (1u64 << 20) as f64)
-            })
-        };
+    if !memory.is_empty() {
+        println!();
         println!(
-            "| {} | {} | {} |",
-            row["system"].as_str().unwrap_or_default(),
-            mib("peak_rss_bytes_0"),
-            mib("peak_rss_bytes_1")
+            "### peak RSS against log size (bulk append, 1 KiB records; Ballast Config::memory_size_bytes = {} MiB)",
+            systems::ballast_config().memory_size_bytes() >> 20
         );
+        println!();
+        println!(
+            "| system | {} MiB log | {} MiB log |",
+            memory_sizes[0] >> 20,
+            memory_sizes[1] >> 20
+        );
+        println!("|---|---:|---:|");
+        for row in &memory {
+            let mib = |key: &str| {
+                row[key].as_f64().map_or("-".into(), |b| {
+                    format!("{:.0} MiB", b / (1u64 << 20) as f64)
+                })
+            };
+            println!(
+                "| {} | {} | {} |",
+                row["system"].as_str().unwrap_or_default(),
+                mib("peak_rss_bytes_0"),
+                mib("peak_rss_bytes_1")
+            );
+        }
     }
     if !failures.is_empty() {
         println!();

@@ -423,7 +423,11 @@ pub fn ballast_config() -> Config {
 
 fn ballast_open(dir: &Path) -> Res<Log<DirectStorage>> {
     let config = ballast_config();
-    let storage = DirectStorage::open(dir, &DirectOptions::default())
+    let options = DirectOptions {
+        read_ahead_size_bytes: config.read_buffer_size_bytes,
+        ..DirectOptions::default()
+    };
+    let storage = DirectStorage::open(dir, &options)
         .map_err(|error| format!("DirectStorage::open: {error}"))?;
     if storage.io_mode() != IoMode::Direct {
         return Err("DirectStorage is not in O_DIRECT mode".into());

@@ -19,6 +19,7 @@
 //! running writer (`ballast cat -f`, `info`, `verify`): it never changes a file. What the log's
 //! recovery would change (a seal block, a recreated or removed segment) is kept in memory.
 
+use super::read_ahead::ReadAhead;
 use super::{assert_aligned, AlignedBuffer, Clock, Completion, CompletionKind, SegmentId, Storage};
 use crate::error::{Error, Result};
 use crate::Lsn;
@@ -74,6 +75,11 @@ pub struct DirectOptions {
     pub operations_inflight_max: u32,
     /// Most segment files: at least `Config::segment_count_max`. One file descriptor each.
     pub segment_count_max: u32,
+    /// The most one read-ahead stretch holds: a scan's read-ahead loads up to two stretches in
+    /// the background, into two buffers of this size and one thread, all made at open (0: no
+    /// read-ahead). `Log` asks for its read buffer less one block
+    /// (`Config::read_buffer_size_bytes - Config::block_size_bytes`) at a time.
+    pub read_ahead_size_bytes: u32,
 }
 
 impl Default for DirectOptions {
@@ -83,6 +89,7 @@ impl Default for DirectOptions {
             io_thread_count: 4,
             operations_inflight_max: 128,
             segment_count_max: 4096,
+            read_ahead_size_bytes: 1024 * 1024,
         }
     }
 }
@@ -215,7 +222,7 @@ fn write_all_at(fd: RawFd, bytes: &[u8], offset_bytes: u64) -> io::Result<()> {
 
 /// Reads up to `buffer.len()` bytes at `offset_bytes`; returns how many (fewer only at the
 /// end of the file).
-fn read_at(fd: RawFd, buffer: &mut [u8], offset_bytes: u64) -> io::Result<usize> {
+pub(super) fn read_at(fd: RawFd, buffer: &mut [u8], offset_bytes: u64) -> io::Result<usize> {
     let mut done = 0;
     while done < buffer.len() {
         let rest = &mut buffer[done..];
@@ -445,6 +452,9 @@ fn operation_run(operation: Operation) -> Done {
 struct Slot {
     token: u64,
     segment: SegmentId,
+    /// Where a write goes (zero bytes for a sync).
+    offset_bytes: u64,
+    size_bytes: u64,
     buffer: Option<AlignedBuffer>,
     busy: bool,
 }
@@ -512,6 +522,7 @@ pub struct DirectStorage {
     /// Completions decided without an IO thread (read-only storage).
     completions_local: VecDeque<Completion>,
     pool: Option<Pool>,
+    read_ahead: Option<ReadAhead>,
     overlay: Option<Overlay>,
     origin: Instant,
 }
@@ -570,6 +581,7 @@ impl DirectStorage {
             Pool::new(options.io_thread_count, options.operations_inflight_max)
                 .map_err(open_error("."))?,
         );
+        storage.read_ahead_start(options).map_err(open_error("."))?;
         tracing::info!(
             dir = %dir.display(),
             ?mode,
@@ -600,6 +612,12 @@ impl DirectStorage {
         let (mode, sector_size_bytes) = probe_read(dir, &dir_fd, options)?;
         let mut storage = DirectStorage::allocate(dir, dir_fd, mode, sector_size_bytes, options);
         storage.segments_open(lsn_from, libc::O_RDONLY)?;
+        storage
+            .read_ahead_start(options)
+            .map_err(|source| Error::Open {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         let sector = sector_size_bytes as usize;
         storage.overlay = Some(Overlay {
             places: Vec::with_capacity(OVERLAY_SECTOR_COUNT_MAX),
@@ -636,9 +654,19 @@ impl DirectStorage {
             inflight: 0,
             completions_local: VecDeque::with_capacity(operations as usize),
             pool: None,
+            read_ahead: None,
             overlay: None,
             origin: Instant::now(),
         }
+    }
+
+    fn read_ahead_start(&mut self, options: &DirectOptions) -> io::Result<()> {
+        if options.read_ahead_size_bytes > 0 {
+            let sector = self.sector_size_bytes as usize;
+            let size = (options.read_ahead_size_bytes as usize).next_multiple_of(sector);
+            self.read_ahead = Some(ReadAhead::new(size, sector)?);
+        }
+        Ok(())
     }
 
     /// The log directory.
@@ -775,6 +803,8 @@ impl DirectStorage {
         entry.busy = true;
         entry.token = token;
         entry.segment = segment;
+        entry.offset_bytes = 0;
+        entry.size_bytes = 0;
         self.inflight += 1;
         slot
     }
@@ -958,7 +988,12 @@ impl DirectStorage {
         );
         let fd = file.file.as_ref().map(|fd| fd.as_raw_fd());
         let slot = self.slot_take(token, segment);
+        self.slots[slot as usize].offset_bytes = offset_bytes;
+        self.slots[slot as usize].size_bytes = size_bytes as u64;
         self.segment_inflight_change(segment, true);
+        if let Some(read_ahead) = &self.read_ahead {
+            read_ahead.invalidate(segment, offset_bytes, size_bytes as u64);
+        }
         if self.is_read_only() {
             let kept = self.overlay_write(segment, offset_bytes, &buffer[..size_bytes]);
             self.slots[slot as usize].buffer = Some(buffer);
@@ -1106,8 +1141,10 @@ fn read_only_error() -> io::Error {
 
 impl Drop for DirectStorage {
     fn drop(&mut self) {
-        // Stop the IO threads (they finish what is queued) before any buffer or file closes.
+        // Stop the IO threads (they finish what is queued) and the read-ahead before any
+        // buffer or file closes.
         drop(self.pool.take());
+        drop(self.read_ahead.take());
     }
 }
 
@@ -1168,6 +1205,9 @@ impl Storage for DirectStorage {
                 "more segments than DirectOptions::segment_count_max",
             ));
         }
+        if let Some(read_ahead) = &self.read_ahead {
+            read_ahead.forget(segment);
+        }
         if self.is_read_only() {
             self.segment_create_read_only(segment, size_bytes);
             return Ok(());
@@ -1195,6 +1235,9 @@ impl Storage for DirectStorage {
             self.segments[index].inflight, 0,
             "segment removed with operations in flight"
         );
+        if let Some(read_ahead) = &self.read_ahead {
+            read_ahead.forget(segment);
+        }
         if !self.is_read_only() {
             let dir = self.dir_fd.as_raw_fd();
             unlink_at(dir, &Name::segment(segment, false))?;
@@ -1230,6 +1273,73 @@ impl Storage for DirectStorage {
         }
         self.overlay_apply(segment, offset_bytes, buffer);
         Ok(())
+    }
+
+    fn read_exchange(
+        &mut self,
+        segment: SegmentId,
+        offset_bytes: u64,
+        buffer: &mut AlignedBuffer,
+        at: usize,
+        size_bytes: usize,
+    ) -> io::Result<()> {
+        let index = self.segment_index_or_error(segment)?;
+        let file = &self.segments[index];
+        let held = file.file.is_some() && !file.zeroed;
+        let taken = held
+            && self.read_ahead.as_ref().is_some_and(|read_ahead| {
+                read_ahead.take(segment, offset_bytes, buffer, at, size_bytes)
+            });
+        if !taken {
+            return self.read(segment, offset_bytes, &mut buffer[at..at + size_bytes]);
+        }
+        assert_aligned(
+            self.sector_size_bytes,
+            offset_bytes,
+            &buffer[at..at + size_bytes],
+        );
+        self.overlay_apply(segment, offset_bytes, &mut buffer[at..at + size_bytes]);
+        Ok(())
+    }
+
+    fn read_ahead(&mut self, segment: SegmentId, offset_bytes: u64, size_bytes: usize, at: usize) {
+        let Some(read_ahead) = &self.read_ahead else {
+            return;
+        };
+        let Some(index) = self.segment_index(segment) else {
+            return;
+        };
+        let file = &self.segments[index];
+        let (Some(fd), false) = (&file.file, file.zeroed) else {
+            return;
+        };
+        let sector = u64::from(self.sector_size_bytes);
+        assert_eq!(
+            offset_bytes % sector,
+            0,
+            "read-ahead offset not sector-aligned"
+        );
+        let room = read_ahead.capacity_bytes().saturating_sub(at) as u64;
+        let end = (offset_bytes + size_bytes as u64)
+            .min(offset_bytes + room)
+            .min(file.size_bytes)
+            / sector
+            * sector;
+        if end <= offset_bytes || at as u64 % sector != 0 {
+            return;
+        }
+        // A write still in flight there may land after the read: loading those bytes now
+        // could keep what they were.
+        let written = self.slots.iter().any(|slot| {
+            slot.busy
+                && slot.segment == segment
+                && offset_bytes < slot.offset_bytes + slot.size_bytes
+                && slot.offset_bytes < end
+        });
+        if !written {
+            let size = (end - offset_bytes) as usize;
+            read_ahead.start(fd.as_raw_fd(), segment, offset_bytes, size, at);
+        }
     }
 
     fn write_submit(

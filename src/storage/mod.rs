@@ -14,6 +14,8 @@ mod buffer;
 #[cfg(target_os = "linux")]
 mod direct;
 mod mem;
+#[cfg(target_os = "linux")]
+mod read_ahead;
 
 pub use buffer::AlignedBuffer;
 #[cfg(target_os = "linux")]
@@ -88,6 +90,29 @@ pub trait Storage: Clock {
 
     /// Reads `buffer.len()` bytes at `offset_bytes`, synchronously.
     fn read(&mut self, segment: SegmentId, offset_bytes: u64, buffer: &mut [u8]) -> io::Result<()>;
+
+    /// Reads `size_bytes` at `offset_bytes` into `buffer[at..at + size_bytes]`. The caller
+    /// has no further use for the rest of `buffer`, so a backend may instead swap in another
+    /// buffer of the same length and alignment that holds those bytes there (one it read
+    /// ahead into, sparing a copy). The default reads into `buffer`.
+    fn read_exchange(
+        &mut self,
+        segment: SegmentId,
+        offset_bytes: u64,
+        buffer: &mut AlignedBuffer,
+        at: usize,
+        size_bytes: usize,
+    ) -> io::Result<()> {
+        self.read(segment, offset_bytes, &mut buffer[at..at + size_bytes])
+    }
+
+    /// A hint that a read of `size_bytes` at `offset_bytes` of the segment is likely soon (a
+    /// scan), into a buffer at `at` (see [`read_exchange`](Storage::read_exchange)): a backend
+    /// may start loading it in the background. Reads return the same bytes with or without
+    /// it. The default ignores it.
+    fn read_ahead(&mut self, segment: SegmentId, offset_bytes: u64, size_bytes: usize, at: usize) {
+        let _ = (segment, offset_bytes, size_bytes, at);
+    }
 
     /// Submits a write of `buffer[..size_bytes]` at `offset_bytes`. The buffer comes back in
     /// the write's [`Completion`].

@@ -173,6 +173,7 @@ fn record_pool() -> Vec<u8> {
 fn direct_storage(dir: &Path, config: &Config) -> Result<DirectStorage, String> {
     let options = DirectOptions {
         segment_count_max: config.segment_count_max,
+        read_ahead_size_bytes: config.read_buffer_size_bytes,
         ..DirectOptions::default()
     };
     let storage = DirectStorage::open(dir, &options).map_err(|error| error.to_string())?;

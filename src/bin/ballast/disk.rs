@@ -120,6 +120,7 @@ fn options(dir: &DirArgs, config: &Config) -> DirectOptions {
     DirectOptions {
         buffered_fallback: dir.buffered_fallback,
         segment_count_max: config.segment_count_max,
+        read_ahead_size_bytes: config.read_buffer_size_bytes,
         ..DirectOptions::default()
     }
 }

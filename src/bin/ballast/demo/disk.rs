@@ -25,6 +25,7 @@ fn options(args: &DemoArgs, config: &Config) -> DirectOptions {
     DirectOptions {
         buffered_fallback: args.buffered_fallback,
         segment_count_max: config.segment_count_max,
+        read_ahead_size_bytes: config.read_buffer_size_bytes,
         ..DirectOptions::default()
     }
 }

@@ -93,3 +93,63 @@ fn half_made_files_are_removed_at_open() {
     assert!(!stray.exists() && !metadata_stray.exists());
     assert!(storage.segment_list().unwrap().is_empty());
 }
+
+/// Waits until the spare segment file exists with `size_bytes`, and returns its inode.
+fn spare_wait(dir: &std::path::Path, size_bytes: u64) -> u64 {
+    let path = dir.join("spare.segment.tmp");
+    for _ in 0..500 {
+        if let Ok(metadata) = std::fs::metadata(&path) {
+            if metadata.len() == size_bytes {
+                return metadata.ino();
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("no spare segment of {size_bytes} bytes was made");
+}
+
+#[test]
+fn a_roll_renames_the_spare_made_ahead_into_place() {
+    let dir = ScratchDir::new("prepare-ahead");
+    let size_bytes = 1 << 20;
+    let mut storage = DirectStorage::open(dir.path(), &DirectOptions::default()).unwrap();
+    storage.segment_create(0, size_bytes).unwrap();
+    let spare = spare_wait(dir.path(), size_bytes);
+    storage.segment_create(1 << 20, size_bytes).unwrap();
+    let path = dir.path().join(segment_file_name(1 << 20));
+    let metadata = std::fs::metadata(&path).unwrap();
+    assert_eq!(metadata.ino(), spare, "the roll used the spare");
+    assert_eq!(metadata.len(), size_bytes);
+    assert!(
+        metadata.blocks() * 512 >= size_bytes,
+        "the spare is allocated"
+    );
+    // It reads as zeros and takes writes like any segment.
+    let mut buffer = AlignedBuffer::new(1 << 20, 4096);
+    buffer.fill(0xAA);
+    storage.read(1 << 20, 0, &mut buffer).unwrap();
+    assert!(buffer.iter().all(|&byte| byte == 0));
+    // The next spare is made, and a clean close removes it.
+    spare_wait(dir.path(), size_bytes);
+    drop(storage);
+    assert!(!dir.path().join("spare.segment.tmp").exists());
+    // A spare left by a crash is removed when a writer opens the directory.
+    std::fs::write(dir.path().join("spare.segment.tmp"), b"left by a crash").unwrap();
+    let storage = DirectStorage::open(dir.path(), &DirectOptions::default()).unwrap();
+    assert!(!dir.path().join("spare.segment.tmp").exists());
+    assert!(!storage.is_read_only());
+}
+
+#[test]
+fn without_prepare_ahead_no_spare_is_made() {
+    let dir = ScratchDir::new("prepare-off");
+    let options = DirectOptions {
+        segment_prepare_ahead: false,
+        ..DirectOptions::default()
+    };
+    let mut storage = DirectStorage::open(dir.path(), &options).unwrap();
+    storage.segment_create(0, 1 << 20).unwrap();
+    storage.segment_create(1 << 20, 1 << 20).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(!dir.path().join("spare.segment.tmp").exists());
+}

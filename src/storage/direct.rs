@@ -19,6 +19,7 @@
 //! running writer (`ballast cat -f`, `info`, `verify`): it never changes a file. What the log's
 //! recovery would change (a seal block, a recreated or removed segment) is kept in memory.
 
+use super::prepare::Preparer;
 use super::read_ahead::ReadAhead;
 use super::{assert_aligned, AlignedBuffer, Clock, Completion, CompletionKind, SegmentId, Storage};
 use crate::error::{Error, Result};
@@ -80,6 +81,10 @@ pub struct DirectOptions {
     /// read-ahead). `Log` asks for its read buffer less one block
     /// (`Config::read_buffer_size_bytes - Config::block_size_bytes`) at a time.
     pub read_ahead_size_bytes: u32,
+    /// While the log fills a segment, make the next segment's file on a thread of its own
+    /// (create, `fallocate`, `fsync`, under a temporary name), so that a roll only renames it
+    /// into place. Costs one segment of disk space beyond the log's.
+    pub segment_prepare_ahead: bool,
 }
 
 impl Default for DirectOptions {
@@ -90,6 +95,7 @@ impl Default for DirectOptions {
             operations_inflight_max: 128,
             segment_count_max: 4096,
             read_ahead_size_bytes: 1024 * 1024,
+            segment_prepare_ahead: true,
         }
     }
 }
@@ -121,7 +127,7 @@ pub fn segment_file_parse(name: &[u8]) -> Option<SegmentId> {
 }
 
 /// A file name built on the stack, NUL-terminated, so that naming a file allocates nothing.
-struct Name {
+pub(super) struct Name {
     bytes: [u8; NAME_SIZE_BYTES],
 }
 
@@ -145,7 +151,7 @@ impl Name {
         Name { bytes }
     }
 
-    fn plain(name: &str) -> Name {
+    pub(super) fn plain(name: &str) -> Name {
         assert!(name.len() < NAME_SIZE_BYTES && !name.as_bytes().contains(&0));
         let mut bytes = [0u8; NAME_SIZE_BYTES];
         bytes[..name.len()].copy_from_slice(name.as_bytes());
@@ -155,6 +161,34 @@ impl Name {
     fn c_str(&self) -> &CStr {
         CStr::from_bytes_until_nul(&self.bytes).expect("names are NUL-terminated")
     }
+}
+
+/// Makes a file of `size_bytes` that reads as zeros, preallocated and synced, under `name`
+/// (replacing any file of that name).
+pub(super) fn file_make(
+    dir: RawFd,
+    name: &Name,
+    size_bytes: u64,
+    direct_flag: libc::c_int,
+) -> io::Result<OwnedFd> {
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | direct_flag;
+    let file = open_at(dir, name, flags)?;
+    let length = libc::off_t::try_from(size_bytes).expect("segment size fits off_t");
+    // SAFETY: plain system call on a descriptor we own.
+    let allocated = syscall(|| unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, length) }.into());
+    if let Err(error) = allocated {
+        if error.raw_os_error() != Some(libc::EOPNOTSUPP) {
+            return Err(error);
+        }
+        // A filesystem without fallocate (ramfs, under the buffered fallback): a sparse file of
+        // the right size reads as zeros too, but a full disk shows up at write time instead of
+        // here.
+        tracing::warn!("fallocate unsupported; the segment file is sparse");
+        // SAFETY: plain system call on a descriptor we own.
+        syscall(|| unsafe { libc::ftruncate(file.as_raw_fd(), length) }.into())?;
+    }
+    fsync(file.as_raw_fd())?;
+    Ok(file)
 }
 
 /// Retries a system call interrupted by a signal; `Err` carries the OS error.
@@ -179,7 +213,7 @@ fn open_at(dir: RawFd, name: &Name, flags: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-fn fsync(fd: RawFd) -> io::Result<()> {
+pub(super) fn fsync(fd: RawFd) -> io::Result<()> {
     // SAFETY: plain system call on a descriptor we own.
     syscall(|| unsafe { libc::fsync(fd) }.into()).map(drop)
 }
@@ -189,7 +223,7 @@ fn fdatasync(fd: RawFd) -> io::Result<()> {
     syscall(|| unsafe { libc::fdatasync(fd) }.into()).map(drop)
 }
 
-fn rename_at(dir: RawFd, from: &Name, to: &Name) -> io::Result<()> {
+pub(super) fn rename_at(dir: RawFd, from: &Name, to: &Name) -> io::Result<()> {
     // SAFETY: both names are NUL-terminated.
     syscall(|| unsafe {
         libc::renameat(dir, from.c_str().as_ptr(), dir, to.c_str().as_ptr()).into()
@@ -197,7 +231,7 @@ fn rename_at(dir: RawFd, from: &Name, to: &Name) -> io::Result<()> {
     .map(drop)
 }
 
-fn unlink_at(dir: RawFd, name: &Name) -> io::Result<()> {
+pub(super) fn unlink_at(dir: RawFd, name: &Name) -> io::Result<()> {
     // SAFETY: the name is NUL-terminated.
     syscall(|| unsafe { libc::unlinkat(dir, name.c_str().as_ptr(), 0) }.into()).map(drop)
 }
@@ -486,7 +520,9 @@ struct Overlay {
 /// file of one sector, replaced atomically; and a `lock` file that a writer holds with
 /// `flock(LOCK_EX)`, so that a second writer, in this process or another, gets
 /// [`Error::Locked`]. Creating a segment writes it under a temporary name, syncs it, renames
-/// it into place and syncs the directory, so a crash never leaves a short segment file.
+/// it into place and syncs the directory, so a crash never leaves a short segment file; with
+/// [`DirectOptions::segment_prepare_ahead`], a thread makes the next one ahead of need and a
+/// roll only renames it.
 ///
 /// Writes and syncs run on a fixed pool of IO threads fed by bounded queues allocated at
 /// open: several writes are in flight at once and nothing is allocated per operation. Every
@@ -523,6 +559,7 @@ pub struct DirectStorage {
     completions_local: VecDeque<Completion>,
     pool: Option<Pool>,
     read_ahead: Option<ReadAhead>,
+    prepare: Option<Preparer>,
     overlay: Option<Overlay>,
     origin: Instant,
 }
@@ -582,6 +619,10 @@ impl DirectStorage {
                 .map_err(open_error("."))?,
         );
         storage.read_ahead_start(options).map_err(open_error("."))?;
+        if options.segment_prepare_ahead {
+            let preparer = Preparer::new(storage.dir_fd.as_raw_fd(), storage.direct_flag());
+            storage.prepare = Some(preparer.map_err(open_error("."))?);
+        }
         tracing::info!(
             dir = %dir.display(),
             ?mode,
@@ -655,6 +696,7 @@ impl DirectStorage {
             completions_local: VecDeque::with_capacity(operations as usize),
             pool: None,
             read_ahead: None,
+            prepare: None,
             overlay: None,
             origin: Instant::now(),
         }
@@ -941,24 +983,7 @@ impl DirectStorage {
     fn segment_file_make(&self, segment: SegmentId, size_bytes: u64) -> io::Result<OwnedFd> {
         let dir = self.dir_fd.as_raw_fd();
         let temporary = Name::segment(segment, true);
-        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | self.direct_flag();
-        let file = open_at(dir, &temporary, flags)?;
-        let length = libc::off_t::try_from(size_bytes).expect("segment size fits off_t");
-        // SAFETY: plain system call on a descriptor we own.
-        let allocated =
-            syscall(|| unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, length) }.into());
-        if let Err(error) = allocated {
-            if error.raw_os_error() != Some(libc::EOPNOTSUPP) {
-                return Err(error);
-            }
-            // A filesystem without fallocate (ramfs, under the buffered fallback): a sparse
-            // file of the right size reads as zeros too, but a full disk shows up at write
-            // time instead of here.
-            tracing::warn!(segment, "fallocate unsupported; the segment file is sparse");
-            // SAFETY: plain system call on a descriptor we own.
-            syscall(|| unsafe { libc::ftruncate(file.as_raw_fd(), length) }.into())?;
-        }
-        fsync(file.as_raw_fd())?;
+        let file = file_make(dir, &temporary, size_bytes, self.direct_flag())?;
         rename_at(dir, &temporary, &Name::segment(segment, false))?;
         fsync(dir)?;
         Ok(file)
@@ -1145,6 +1170,7 @@ impl Drop for DirectStorage {
         // buffer or file closes.
         drop(self.pool.take());
         drop(self.read_ahead.take());
+        drop(self.prepare.take());
     }
 }
 
@@ -1212,7 +1238,17 @@ impl Storage for DirectStorage {
             self.segment_create_read_only(segment, size_bytes);
             return Ok(());
         }
-        let file = self.segment_file_make(segment, size_bytes)?;
+        let prepared = match &self.prepare {
+            Some(prepare) => prepare.take(&Name::segment(segment, false), size_bytes)?,
+            None => None,
+        };
+        let file = match prepared {
+            Some(file) => file,
+            None => self.segment_file_make(segment, size_bytes)?,
+        };
+        if let Some(prepare) = &self.prepare {
+            prepare.request(size_bytes);
+        }
         let made = SegmentFile {
             id: segment,
             file: Some(file),

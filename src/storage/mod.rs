@@ -15,6 +15,10 @@ mod buffer;
 mod direct;
 mod mem;
 #[cfg(target_os = "linux")]
+mod monitor;
+#[cfg(target_os = "linux")]
+mod prepare;
+#[cfg(target_os = "linux")]
 mod read_ahead;
 
 pub use buffer::AlignedBuffer;

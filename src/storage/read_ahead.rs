@@ -7,10 +7,11 @@
 //! (if still loading) and copies it out; any other read goes to the file as before. A write submitted over the stretch, or the segment's file closing,
 //! drops it, so a read never returns bytes older than a write that completed before it.
 
+use super::monitor::Monitor;
 use super::{AlignedBuffer, SegmentId};
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::thread::JoinHandle;
 
 /// The stretch asked for, and where in the buffer it goes.
@@ -84,32 +85,18 @@ struct State {
 /// does not wait for the copy.
 const SLOT_COUNT: usize = 2;
 
-struct Shared {
-    state: Mutex<State>,
-    /// Signalled when a phase changes or the thread must stop.
-    changed: Condvar,
-}
+type Shared = Monitor<State>;
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Waits until the thread is not using slot `index`'s buffer.
+fn settled<'a>(
+    shared: &'a Shared,
+    mut state: MutexGuard<'a, State>,
+    index: usize,
+) -> MutexGuard<'a, State> {
+    while state.slots[index].busy() {
+        state = shared.wait(state);
     }
-
-    fn wait<'a>(&self, state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        self.changed
-            .wait(state)
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Waits until the thread is not using slot `index`'s buffer.
-    fn settled<'a>(&self, mut state: MutexGuard<'a, State>, index: usize) -> MutexGuard<'a, State> {
-        while state.slots[index].busy() {
-            state = self.wait(state);
-        }
-        state
-    }
+    state
 }
 
 pub(super) struct ReadAhead {
@@ -135,14 +122,11 @@ impl ReadAhead {
             stale: false,
             sequence: 0,
         };
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                slots: [slot(), slot()],
-                sequence: 0,
-                stopping: false,
-            }),
-            changed: Condvar::new(),
-        });
+        let shared = Arc::new(Monitor::new(State {
+            slots: [slot(), slot()],
+            sequence: 0,
+            stopping: false,
+        }));
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("ballast-read-ahead".into())
@@ -187,7 +171,7 @@ impl ReadAhead {
                     .min_by_key(|&index| state.slots[index].sequence)
                     .expect("slots")
             });
-        state = self.shared.settled(state, index);
+        state = settled(&self.shared, state, index);
         state.sequence += 1;
         let sequence = state.sequence;
         let slot = &mut state.slots[index];
@@ -202,7 +186,7 @@ impl ReadAhead {
         slot.stale = false;
         slot.sequence = sequence;
         drop(state);
-        self.shared.changed.notify_all();
+        self.shared.notify_all();
     }
 
     /// Puts the `size_bytes` at `offset_bytes` of the segment into `buffer` at `at`, if a
@@ -223,7 +207,7 @@ impl ReadAhead {
         else {
             return false;
         };
-        let mut state = self.shared.settled(state, index);
+        let mut state = settled(&self.shared, state, index);
         let slot = &mut state.slots[index];
         let served = match slot.phase {
             // Stale now if a write came while this thread waited: it cannot, as the caller
@@ -267,7 +251,7 @@ impl ReadAhead {
             if state.slots[index].phase != Phase::Idle
                 && state.slots[index].stretch.segment == segment
             {
-                state = self.shared.settled(state, index);
+                state = settled(&self.shared, state, index);
                 state.slots[index].phase = Phase::Idle;
             }
         }
@@ -279,7 +263,7 @@ impl Drop for ReadAhead {
         // The thread finishes a read in progress before it stops, so the buffers and the
         // file outlive it.
         self.shared.lock().stopping = true;
-        self.shared.changed.notify_all();
+        self.shared.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -320,6 +304,6 @@ fn read_ahead_thread(shared: &Shared) {
         state.slots[index].buffer = Some(buffer);
         state.slots[index].phase = Phase::Ready { errno };
         drop(state);
-        shared.changed.notify_all();
+        shared.notify_all();
     }
 }

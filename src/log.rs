@@ -178,9 +178,9 @@ impl<S: Storage> Log<S> {
                 disk: u64::from(storage_sector),
             });
         }
-        let segments = Self::metadata_open(&config, &mut storage)?;
+        let (segments, formatted) = Self::metadata_open(&config, &mut storage)?;
         let mut log = Log::allocate(config, storage);
-        log.recover(&segments)?;
+        log.recover(&segments, formatted)?;
         tracing::info!(
             lsn_first = log.lsn_first,
             lsn_next = log.lsn_next,
@@ -191,8 +191,9 @@ impl<S: Storage> Log<S> {
         Ok(log)
     }
 
-    /// Reads and checks the metadata, or formats a new log; returns the segments.
-    fn metadata_open(config: &Config, storage: &mut S) -> Result<Vec<SegmentId>> {
+    /// Reads and checks the metadata, or formats a new log; returns the segments, and whether
+    /// it formatted.
+    fn metadata_open(config: &Config, storage: &mut S) -> Result<(Vec<SegmentId>, bool)> {
         let sector = config.sector_size_bytes as usize;
         let mut buffer = AlignedBuffer::new(sector, sector);
         let exists = storage
@@ -251,7 +252,7 @@ impl<S: Storage> Log<S> {
                 });
             }
         }
-        Ok(segments)
+        Ok((segments, !exists))
     }
 
     fn allocate(config: Config, storage: S) -> Log<S> {
@@ -317,8 +318,14 @@ impl<S: Storage> Log<S> {
 
     /// Walks the log, truncates what follows its end, makes what it kept durable, and sets
     /// the writer at the end.
-    fn recover(&mut self, segments: &[SegmentId]) -> Result<()> {
-        let mut scan = Scan::new(&self.config, &mut self.storage, &mut self.cache, segments);
+    fn recover(&mut self, segments: &[SegmentId], formatted: bool) -> Result<()> {
+        let mut scan = Scan::new(
+            &self.config,
+            &mut self.storage,
+            &mut self.cache,
+            segments,
+            formatted,
+        );
         let end = scan.run(&mut self.table)?;
         let (chain, epoch_max, block_count) = (scan.chain, scan.epoch_max, scan.block_count);
         let chain_segment_start = scan.chain_segment_start;
@@ -756,6 +763,13 @@ impl<S: Storage> Log<S> {
 
     /// Whether a record of `size_bytes` fits in the rest of the current segment.
     fn record_fits(&self, size_bytes: usize) -> bool {
+        // Most records fit in the open block, whose room is within the segment's: that
+        // answer needs no division (this check runs for every append).
+        let writer = &self.writer;
+        let room = writer.block_size_bytes_max;
+        if writer.block_fill_bytes > 0 && writer.block_fill_bytes + FRAME + size_bytes <= room {
+            return true;
+        }
         let fill = self.writer.block_fill_bytes.max(HEADER);
         let capacity = format::segment_capacity_bytes(
             self.config.segment_size_bytes,

@@ -118,6 +118,10 @@ pub(crate) struct Scan<'a, S: Storage> {
     pub block_count: u64,
     /// The watermark the last attestation scan found, kept for the verdict that needed it.
     pub attested_watermark: Option<Lsn>,
+    /// The log was formatted by this open: its one segment was just made and reads as zeros,
+    /// so no block can lie after the end, and the attestation scan (a read of the whole
+    /// segment) is skipped.
+    formatted: bool,
     /// The chain as it stood before the current segment's first block.
     pub chain_segment_start: Chain,
 }
@@ -149,9 +153,15 @@ impl<'a, S: Storage> Scan<'a, S> {
         storage: &'a mut S,
         cache: &'a mut ReadCache,
         segments: &'a [SegmentId],
+        formatted: bool,
     ) -> Scan<'a, S> {
         assert!(!segments.is_empty());
+        assert!(
+            !formatted || segments.len() == 1,
+            "a new log has one segment"
+        );
         Scan {
+            formatted,
             config,
             storage,
             cache,
@@ -361,6 +371,9 @@ impl<S: Storage> Scan<'_, S> {
     /// that is no older than the chain and attests a durable watermark beyond the chain's end.
     /// Returns the highest such watermark. Also raises `epoch_max` to every epoch seen.
     fn attested(&mut self, segment_index: usize, offset_bytes: u64) -> Result<Option<Lsn>> {
+        if self.formatted {
+            return Ok(None);
+        }
         let sector = u64::from(self.config.sector_size_bytes);
         let mut watermark = None;
         for index in segment_index..self.segments.len() {

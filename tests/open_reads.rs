@@ -1,0 +1,94 @@
+//! What opening a log reads. Formatting a new log reads next to nothing: its one segment was
+//! just made and reads as zeros. Reopening reads the rest of the last segment, where recovery
+//! looks for blocks that attest records beyond the end it found.
+
+mod common;
+
+use ballast_log::storage::{AlignedBuffer, Clock, Completion, MemStorage, SegmentId, Storage};
+use ballast_log::Log;
+use std::io;
+
+/// A storage that counts the bytes read through it.
+struct Counting {
+    inner: MemStorage,
+    read_bytes: u64,
+}
+
+impl Clock for Counting {
+    fn now_ns(&self) -> u64 {
+        self.inner.now_ns()
+    }
+}
+
+impl Storage for Counting {
+    fn sector_size_bytes(&self) -> u32 {
+        self.inner.sector_size_bytes()
+    }
+    fn metadata_read(&mut self, buffer: &mut [u8]) -> io::Result<bool> {
+        self.inner.metadata_read(buffer)
+    }
+    fn metadata_write(&mut self, buffer: &[u8]) -> io::Result<()> {
+        self.inner.metadata_write(buffer)
+    }
+    fn segment_list(&mut self) -> io::Result<Vec<SegmentId>> {
+        self.inner.segment_list()
+    }
+    fn segment_create(&mut self, segment: SegmentId, size_bytes: u64) -> io::Result<()> {
+        self.inner.segment_create(segment, size_bytes)
+    }
+    fn segment_remove(&mut self, segment: SegmentId) -> io::Result<()> {
+        self.inner.segment_remove(segment)
+    }
+    fn segment_size_bytes(&mut self, segment: SegmentId) -> io::Result<u64> {
+        self.inner.segment_size_bytes(segment)
+    }
+    fn read(&mut self, segment: SegmentId, offset_bytes: u64, buffer: &mut [u8]) -> io::Result<()> {
+        self.read_bytes += buffer.len() as u64;
+        self.inner.read(segment, offset_bytes, buffer)
+    }
+    fn write_submit(
+        &mut self,
+        token: u64,
+        segment: SegmentId,
+        offset_bytes: u64,
+        buffer: AlignedBuffer,
+        size_bytes: usize,
+    ) {
+        self.inner
+            .write_submit(token, segment, offset_bytes, buffer, size_bytes);
+    }
+    fn sync_submit(&mut self, token: u64, segment: SegmentId) {
+        self.inner.sync_submit(token, segment);
+    }
+    fn poll(&mut self, wait: bool) -> Option<Completion> {
+        self.inner.poll(wait)
+    }
+}
+
+#[test]
+fn formatting_reads_nothing_and_reopening_reads_the_tail() {
+    let config = common::config_small();
+    let storage = Counting {
+        inner: MemStorage::new(config.sector_size_bytes),
+        read_bytes: 0,
+    };
+    let mut log = Log::open(config.clone(), storage).unwrap();
+    assert!(
+        log.storage().read_bytes <= u64::from(config.read_buffer_size_bytes),
+        "formatting read {} bytes",
+        log.storage().read_bytes
+    );
+    for index in 0..10u32 {
+        log.append(&index.to_le_bytes()).unwrap();
+    }
+    let mut storage = log.close().unwrap();
+    storage.read_bytes = 0;
+    let log = Log::open(config.clone(), storage).unwrap();
+    assert_eq!(log.next_lsn(), 10);
+    // The first block holds the records; recovery reads every sector after it.
+    assert!(
+        log.storage().read_bytes >= config.segment_size_bytes - u64::from(config.block_size_bytes),
+        "reopening read {} bytes",
+        log.storage().read_bytes
+    );
+}

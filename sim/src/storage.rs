@@ -124,6 +124,8 @@ pub struct SimDisk {
     pub fired: BTreeMap<FaultClass, u64>,
     /// The trace digest.
     pub digest: Digest,
+    /// The buffer the last exchanged read gave back, handed out by the next one.
+    exchange_spare: Option<AlignedBuffer>,
 }
 
 const LATENCY_NS_MIN: u64 = 5_000;
@@ -153,6 +155,7 @@ impl SimDisk {
             call_start_operations: 0,
             fired: BTreeMap::new(),
             digest: Digest::default(),
+            exchange_spare: None,
         }
     }
 
@@ -609,6 +612,32 @@ impl Storage for SimDisk {
         Ok(())
     }
 
+    /// As a backend that read ahead does, half the time: hands back another buffer, whose
+    /// bytes outside the range read are garbage, so that a caller relying on them is caught.
+    fn read_exchange(
+        &mut self,
+        segment: SegmentId,
+        offset_bytes: u64,
+        buffer: &mut AlignedBuffer,
+        at: usize,
+        size_bytes: usize,
+    ) -> io::Result<()> {
+        if !self.rng.random_bool(0.5) {
+            return self.read(segment, offset_bytes, &mut buffer[at..at + size_bytes]);
+        }
+        let mut other = match self.exchange_spare.take() {
+            Some(other) if other.len() == buffer.len() => other,
+            _ => AlignedBuffer::new(buffer.len(), buffer.alignment_bytes()),
+        };
+        other.fill(0xA5);
+        let result = self.read(segment, offset_bytes, &mut other[at..at + size_bytes]);
+        if result.is_ok() {
+            std::mem::swap(buffer, &mut other);
+        }
+        self.exchange_spare = Some(other);
+        result
+    }
+
     fn write_submit(
         &mut self,
         token: u64,
@@ -756,6 +785,18 @@ impl Storage for SimStorage {
     }
     fn read(&mut self, segment: SegmentId, offset_bytes: u64, buffer: &mut [u8]) -> io::Result<()> {
         self.0.borrow_mut().read(segment, offset_bytes, buffer)
+    }
+    fn read_exchange(
+        &mut self,
+        segment: SegmentId,
+        offset_bytes: u64,
+        buffer: &mut AlignedBuffer,
+        at: usize,
+        size_bytes: usize,
+    ) -> io::Result<()> {
+        self.0
+            .borrow_mut()
+            .read_exchange(segment, offset_bytes, buffer, at, size_bytes)
     }
     fn write_submit(
         &mut self,

@@ -77,6 +77,36 @@ fn random_lsns(count: u64, reads: u64) -> Vec<u64> {
         .collect()
 }
 
+/// The random reads of a read workload, timed twice over the same LSNs: cold, then warm at
+/// once. `read` reads record `lsn` and checks its size.
+fn random_passes(
+    (scan_records, scan_bytes, scan_ns): (u64, u64, u64),
+    lsns: &[u64],
+    mut read: impl FnMut(u64) -> Res<()>,
+) -> Res<ReadResult> {
+    let mut pass = || -> Res<(Histogram<u64>, u64)> {
+        let mut latency = histogram();
+        let start = Instant::now();
+        for &lsn in lsns {
+            let t = Instant::now();
+            read(lsn)?;
+            latency.saturating_record(t.elapsed().as_nanos() as u64);
+        }
+        Ok((latency, start.elapsed().as_nanos() as u64))
+    };
+    let (cold, cold_ns) = pass()?;
+    let (warm, warm_ns) = pass()?;
+    Ok(ReadResult {
+        scan_records,
+        scan_bytes,
+        scan_ns,
+        cold,
+        cold_ns,
+        warm,
+        warm_ns,
+    })
+}
+
 fn err(context: &str) -> impl Fn(String) -> String + '_ {
     move |error| format!("{context}: {error}")
 }
@@ -220,27 +250,10 @@ pub fn ceiling_read(
     let count = bytes / record_size as u64;
     let lsns = random_lsns(count, reads);
     let mut small = AlignedBuffer::new(4096, ALIGNMENT_BYTES);
-    let mut pass = || -> Res<(Histogram<u64>, u64)> {
-        let mut latency = histogram();
-        let start = Instant::now();
-        for &lsn in &lsns {
-            let t = Instant::now();
-            let at = (lsn * record_size as u64) / 4096 * 4096;
-            file.read_exact_at(&mut small, at).map_err(io("raw read"))?;
-            latency.saturating_record(t.elapsed().as_nanos() as u64);
-        }
-        Ok((latency, start.elapsed().as_nanos() as u64))
-    };
-    let (cold, cold_ns) = pass()?;
-    let (warm, warm_ns) = pass()?;
-    Ok(ReadResult {
-        scan_records: count,
-        scan_bytes: size,
-        scan_ns,
-        cold,
-        cold_ns,
-        warm,
-        warm_ns,
+    random_passes((count, size, scan_ns), &lsns, |lsn| {
+        let at = (lsn * record_size as u64) / 4096 * 4096;
+        file.read_exact_at(&mut small, at).map_err(io("raw read"))?;
+        Ok(())
     })
 }
 
@@ -303,23 +316,37 @@ pub fn naive_durable(
         .create(true)
         .open(dir.join("naive.log"))
         .map_err(io("open naive"))?;
+    producers_run(producers, ops, record_size, pool, |_, _, data, frame| {
+        frame.clear();
+        frame.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        frame.extend_from_slice(data);
+        let mut handle = &file;
+        handle.write_all(frame).map_err(io("write"))?;
+        file.sync_data().map_err(io("fdatasync"))
+    })
+}
+
+/// Runs `producers` threads at once, producer `p` appending its `ops` records with
+/// `append(p, op, record, scratch)` and timing each call; returns their combined result.
+fn producers_run(
+    producers: u64,
+    ops: u64,
+    record_size: usize,
+    pool: &[u8],
+    append: impl Fn(u64, u64, &[u8], &mut Vec<u8>) -> Res<()> + Sync,
+) -> Res<WriteResult> {
     let start = Instant::now();
     let histograms = std::thread::scope(|scope| {
+        let append = &append;
         let threads: Vec<_> = (0..producers)
             .map(|producer| {
-                let file = &file;
                 scope.spawn(move || -> Res<Histogram<u64>> {
                     let mut latency = histogram();
-                    let mut frame = Vec::with_capacity(record_size + 4);
+                    let mut scratch = Vec::with_capacity(record_size + 4);
                     for op in 0..ops {
                         let data = record(pool, producer * ops + op, record_size);
                         let t = Instant::now();
-                        frame.clear();
-                        frame.extend_from_slice(&(data.len() as u32).to_le_bytes());
-                        frame.extend_from_slice(data);
-                        let mut handle = file;
-                        handle.write_all(&frame).map_err(io("write"))?;
-                        file.sync_data().map_err(io("fdatasync"))?;
+                        append(producer, op, data, &mut scratch)?;
                         latency.saturating_record(t.elapsed().as_nanos() as u64);
                     }
                     Ok(latency)
@@ -390,27 +417,10 @@ pub fn naive_read(
     let file = File::open(&path).map_err(io("open naive"))?;
     let lsns = random_lsns(count, reads);
     let mut frame = vec![0u8; record_size + 4];
-    let mut pass = || -> Res<(Histogram<u64>, u64)> {
-        let mut latency = histogram();
-        let start = Instant::now();
-        for &lsn in &lsns {
-            let t = Instant::now();
-            file.read_exact_at(&mut frame, offsets[lsn as usize])
-                .map_err(io("pread"))?;
-            latency.saturating_record(t.elapsed().as_nanos() as u64);
-        }
-        Ok((latency, start.elapsed().as_nanos() as u64))
-    };
-    let (cold, cold_ns) = pass()?;
-    let (warm, warm_ns) = pass()?;
-    Ok(ReadResult {
-        scan_records: records,
-        scan_bytes: scanned,
-        scan_ns,
-        cold,
-        cold_ns,
-        warm,
-        warm_ns,
+    random_passes((records, scanned, scan_ns), &lsns, |lsn| {
+        file.read_exact_at(&mut frame, offsets[lsn as usize])
+            .map_err(io("pread"))?;
+        Ok(())
     })
 }
 
@@ -482,31 +492,12 @@ pub fn ballast_durable(
         return result;
     }
     let shared = SharedLog::open(log, SharedOptions::default()).map_err(|e| e.to_string())?;
-    let start = Instant::now();
-    let histograms = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..producers)
-            .map(|producer| {
-                let shared = &shared;
-                scope.spawn(move || -> Res<Histogram<u64>> {
-                    let mut latency = histogram();
-                    for op in 0..ops {
-                        let data = record(pool, producer * ops + op, record_size);
-                        let t = Instant::now();
-                        shared
-                            .append(data, Durability::Wait)
-                            .map_err(|error| error.to_string())?;
-                        latency.saturating_record(t.elapsed().as_nanos() as u64);
-                    }
-                    Ok(latency)
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|thread| thread.join().expect("producer"))
-            .collect::<Res<Vec<_>>>()
-    })?;
-    let result = durable_result(start, histograms, producers * ops, record_size);
+    let result = producers_run(producers, ops, record_size, pool, |_, _, data, _| {
+        shared
+            .append(data, Durability::Wait)
+            .map(drop)
+            .map_err(|error| error.to_string())
+    });
     shared.close().map_err(|error| error.to_string())?;
     result
 }
@@ -532,31 +523,15 @@ pub fn ballast_read(
     let scan_ns = start.elapsed().as_nanos() as u64;
     let lsns = random_lsns(count, reads);
     let mut buffer = vec![0u8; record_size];
-    let mut pass = |log: &mut Log<DirectStorage>| -> Res<(Histogram<u64>, u64)> {
-        let mut latency = histogram();
-        let start = Instant::now();
-        for &lsn in &lsns {
-            let t = Instant::now();
-            let size = log.read(lsn, &mut buffer).map_err(|e| e.to_string())?;
-            if size != record_size {
-                return Err(format!("read {lsn}: {size} bytes"));
-            }
-            latency.saturating_record(t.elapsed().as_nanos() as u64);
+    let result = random_passes((records, scanned, scan_ns), &lsns, |lsn| {
+        let size = log.read(lsn, &mut buffer).map_err(|e| e.to_string())?;
+        if size != record_size {
+            return Err(format!("read {lsn}: {size} bytes"));
         }
-        Ok((latency, start.elapsed().as_nanos() as u64))
-    };
-    let (cold, cold_ns) = pass(&mut log)?;
-    let (warm, warm_ns) = pass(&mut log)?;
+        Ok(())
+    })?;
     log.close().map_err(|error| error.to_string())?;
-    Ok(ReadResult {
-        scan_records: records,
-        scan_bytes: scanned,
-        scan_ns,
-        cold,
-        cold_ns,
-        warm,
-        warm_ns,
-    })
+    Ok(result)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -652,31 +627,11 @@ pub fn okaywal_durable(
     pool: &[u8],
 ) -> Res<WriteResult> {
     let wal = okaywal_open(dir, Counting::default())?;
-    let start = Instant::now();
-    let histograms = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..producers)
-            .map(|producer| {
-                let wal = &wal;
-                scope.spawn(move || -> Res<Histogram<u64>> {
-                    let mut latency = histogram();
-                    for op in 0..ops {
-                        let data = record(pool, producer * ops + op, record_size);
-                        let t = Instant::now();
-                        let mut entry = wal.begin_entry().map_err(io("begin_entry"))?;
-                        entry.write_chunk(data).map_err(io("write_chunk"))?;
-                        entry.commit().map_err(io("commit"))?;
-                        latency.saturating_record(t.elapsed().as_nanos() as u64);
-                    }
-                    Ok(latency)
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|thread| thread.join().expect("producer"))
-            .collect::<Res<Vec<_>>>()
-    })?;
-    let result = durable_result(start, histograms, producers * ops, record_size);
+    let result = producers_run(producers, ops, record_size, pool, |_, _, data, _| {
+        let mut entry = wal.begin_entry().map_err(io("begin_entry"))?;
+        entry.write_chunk(data).map_err(io("write_chunk"))?;
+        entry.commit().map_err(io("commit")).map(drop)
+    });
     wal.shutdown().map_err(io("shutdown"))?;
     result
 }
@@ -700,11 +655,14 @@ pub fn okaywal_read(
     drop_cache(dir)?;
     let lsns = random_lsns(positions.len() as u64, reads);
     let mut buffer = Vec::with_capacity(record_size);
-    let mut pass = || -> Res<(Histogram<u64>, u64)> {
-        let mut latency = histogram();
-        let start = Instant::now();
-        for &lsn in &lsns {
-            let t = Instant::now();
+    let result = random_passes(
+        (
+            records.load(Ordering::Relaxed),
+            scanned.load(Ordering::Relaxed),
+            scan_ns,
+        ),
+        &lsns,
+        |lsn| {
             let mut reader = wal
                 .read_at(positions[lsn as usize])
                 .map_err(io("read_at"))?;
@@ -713,22 +671,11 @@ pub fn okaywal_read(
             if buffer.len() != record_size {
                 return Err(format!("okaywal read {lsn}: {} bytes", buffer.len()));
             }
-            latency.saturating_record(t.elapsed().as_nanos() as u64);
-        }
-        Ok((latency, start.elapsed().as_nanos() as u64))
-    };
-    let (cold, cold_ns) = pass()?;
-    let (warm, warm_ns) = pass()?;
+            Ok(())
+        },
+    )?;
     wal.shutdown().map_err(io("shutdown"))?;
-    Ok(ReadResult {
-        scan_records: records.load(Ordering::Relaxed),
-        scan_bytes: scanned.load(Ordering::Relaxed),
-        scan_ns,
-        cold,
-        cold_ns,
-        warm,
-        warm_ns,
-    })
+    Ok(result)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -893,34 +840,23 @@ pub fn raft_durable(
     pool: &[u8],
 ) -> Res<WriteResult> {
     let engine = raft_open(dir)?;
-    let start = Instant::now();
-    let histograms = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..producers)
-            .map(|producer| {
-                let engine = &engine;
-                scope.spawn(move || -> Res<Histogram<u64>> {
-                    let mut latency = histogram();
-                    for op in 0..ops {
-                        let data = record(pool, producer * ops + op, record_size);
-                        let t = Instant::now();
-                        let entries = [entry::Entry::with(op + 1, data)];
-                        let mut batch = raft_engine::LogBatch::default();
-                        batch
-                            .add_entries::<entry::Ext>(producer + 1, &entries)
-                            .map_err(io("add_entries"))?;
-                        engine.write(&mut batch, true).map_err(io("write"))?;
-                        latency.saturating_record(t.elapsed().as_nanos() as u64);
-                    }
-                    Ok(latency)
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|thread| thread.join().expect("producer"))
-            .collect::<Res<Vec<_>>>()
-    })?;
-    durable_result(start, histograms, producers * ops, record_size)
+    producers_run(
+        producers,
+        ops,
+        record_size,
+        pool,
+        |producer, op, data, _| {
+            let entries = [entry::Entry::with(op + 1, data)];
+            let mut batch = raft_engine::LogBatch::default();
+            batch
+                .add_entries::<entry::Ext>(producer + 1, &entries)
+                .map_err(io("add_entries"))?;
+            engine
+                .write(&mut batch, true)
+                .map_err(io("write"))
+                .map(drop)
+        },
+    )
 }
 
 pub fn raft_read(
@@ -954,34 +890,17 @@ pub fn raft_read(
     let scan_ns = start.elapsed().as_nanos() as u64;
     drop_cache(dir)?;
     let lsns = random_lsns(count, reads);
-    let pass = || -> Res<(Histogram<u64>, u64)> {
-        let mut latency = histogram();
-        let start = Instant::now();
-        for &lsn in &lsns {
-            let t = Instant::now();
-            let entry = engine
-                .get_entry::<entry::Ext>(1, lsn + 1)
-                .map_err(io("get_entry"))?
-                .ok_or_else(|| format!("raft-engine: no entry {}", lsn + 1))?;
-            if entry.data.len() != record_size {
-                return Err(format!(
-                    "raft-engine read {lsn}: {} bytes",
-                    entry.data.len()
-                ));
-            }
-            latency.saturating_record(t.elapsed().as_nanos() as u64);
+    random_passes((records, scanned, scan_ns), &lsns, |lsn| {
+        let entry = engine
+            .get_entry::<entry::Ext>(1, lsn + 1)
+            .map_err(io("get_entry"))?
+            .ok_or_else(|| format!("raft-engine: no entry {}", lsn + 1))?;
+        if entry.data.len() != record_size {
+            return Err(format!(
+                "raft-engine read {lsn}: {} bytes",
+                entry.data.len()
+            ));
         }
-        Ok((latency, start.elapsed().as_nanos() as u64))
-    };
-    let (cold, cold_ns) = pass()?;
-    let (warm, warm_ns) = pass()?;
-    Ok(ReadResult {
-        scan_records: records,
-        scan_bytes: scanned,
-        scan_ns,
-        cold,
-        cold_ns,
-        warm,
-        warm_ns,
+        Ok(())
     })
 }

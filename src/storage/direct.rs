@@ -526,7 +526,8 @@ struct Overlay {
 ///
 /// Writes and syncs run on a fixed pool of IO threads fed by bounded queues allocated at
 /// open: several writes are in flight at once and nothing is allocated per operation. Every
-/// sync is an `fdatasync` of the segment file. Reads are synchronous `pread`s. Every buffer,
+/// sync is an `fdatasync` of the segment file. Reads are `pread`s; a scan's next steps are
+/// read ahead on a thread of their own ([`DirectOptions::read_ahead_size_bytes`]). Every buffer,
 /// offset and length is asserted aligned to [`Storage::sector_size_bytes`], the alignment the
 /// kernel reports for `O_DIRECT` (`statx` with `STATX_DIOALIGN`, else 4096).
 ///

@@ -126,6 +126,10 @@ pub struct SimDisk {
     pub digest: Digest,
     /// The buffer the last exchanged read gave back, handed out by the next one.
     exchange_spare: Option<AlignedBuffer>,
+    /// Segments created (or replaced) and not yet durable, in the order they were made, with
+    /// what a replaced one held. Directory changes become durable in order (a journaling
+    /// filesystem's, and what a directory's `fsync` gives): a crash undoes a suffix of them.
+    created: Vec<(SegmentId, Option<Segment>)>,
 }
 
 const LATENCY_NS_MIN: u64 = 5_000;
@@ -156,6 +160,7 @@ impl SimDisk {
             fired: BTreeMap::new(),
             digest: Digest::default(),
             exchange_spare: None,
+            created: Vec::new(),
         }
     }
 
@@ -256,9 +261,32 @@ impl SimDisk {
                 self.digest.add(id ^ index as u64, u64::from(fate));
             }
         }
+        self.creations_undo();
         self.read_faults_clear();
         self.crash_at_operation = None;
         self.crashed = false;
+    }
+
+    /// At a crash, the creations not yet durable survive up to a point drawn from the seed;
+    /// each one after it is undone, latest first: its segment is missing again, or as it was
+    /// before it was replaced.
+    fn creations_undo(&mut self) {
+        let cut = self.rng.random_range(0..=self.created.len());
+        self.digest.add(0xC4EA7E, cut as u64);
+        let undone = self.created.split_off(cut);
+        self.created.clear();
+        for (id, previous) in undone.into_iter().rev() {
+            match previous {
+                Some(mut segment) => {
+                    segment.current.copy_from_slice(&segment.durable);
+                    segment.dirty.fill(false);
+                    self.segments.insert(id, segment);
+                }
+                None => {
+                    self.segments.remove(&id);
+                }
+            }
+        }
     }
 
     /// The segments on the disk.
@@ -432,6 +460,7 @@ impl SimDisk {
             } => {
                 if !fails {
                     self.sync_apply(segment, &covers);
+                    self.creations_durable(segment);
                 }
                 CompletionKind::Sync
             }
@@ -441,6 +470,13 @@ impl SimDisk {
             kind,
             result,
         })
+    }
+
+    /// A sync of `segment` completed: its creation is durable, and every one before it.
+    fn creations_durable(&mut self, segment: SegmentId) {
+        if let Some(last) = self.created.iter().rposition(|(id, _)| *id == segment) {
+            self.created.drain(..=last);
+        }
     }
 
     fn sync_apply(&mut self, segment: SegmentId, covers: &[usize]) {
@@ -520,6 +556,8 @@ impl Storage for SimDisk {
             return Err(Self::dead());
         }
         self.metadata = Some(buffer.to_vec());
+        // Durable when it returns, with every directory change before it.
+        self.created.clear();
         Ok(())
     }
 
@@ -540,7 +578,7 @@ impl Storage for SimDisk {
         }
         let sectors = size_bytes as usize / self.sector_size_bytes as usize;
         self.digest.add(0x5E6, segment);
-        self.segments.insert(
+        let previous = self.segments.insert(
             segment,
             Segment {
                 current: vec![0; size_bytes as usize],
@@ -549,6 +587,7 @@ impl Storage for SimDisk {
                 written: vec![false; sectors],
             },
         );
+        self.created.push((segment, previous));
         Ok(())
     }
 
@@ -557,6 +596,8 @@ impl Storage for SimDisk {
             return Err(Self::dead());
         }
         self.digest.add(0x8E3, segment);
+        // Durable when it returns, with every directory change before it.
+        self.created.clear();
         self.segments
             .remove(&segment)
             .map(|_| ())

@@ -349,6 +349,9 @@ impl<T: Copy + Default> Ring<T> {
 struct Operation {
     slot: u32,
     fd: RawFd,
+    /// A sync that must also sync the directory (the segment's file was renamed into place
+    /// since), or -1.
+    dir_fd: RawFd,
     /// Zero for a sync.
     size_bytes: usize,
     address: usize,
@@ -462,7 +465,10 @@ fn io_thread(shared: &Shared) {
 /// Runs one operation, on an IO thread or on the thread that waits for it.
 fn operation_run(operation: Operation) -> Done {
     let result = if operation.size_bytes == 0 {
-        fdatasync(operation.fd)
+        fdatasync(operation.fd).and_then(|()| match operation.dir_fd {
+            -1 => Ok(()),
+            dir => fsync(dir),
+        })
     } else {
         // SAFETY: the slot owns the buffer until this operation completes, and nothing else
         // touches it meanwhile.
@@ -504,6 +510,9 @@ struct SegmentFile {
     zeroed: bool,
     /// Operations in flight on this file: it must not be closed under them.
     inflight: u32,
+    /// The file was renamed into place and the directory not synced since: the next sync of
+    /// the segment syncs the directory too, so that the segment is durable with its bytes.
+    directory_unsynced: bool,
 }
 
 /// What a read-only storage keeps in memory instead of writing it.
@@ -519,8 +528,9 @@ struct Overlay {
 /// digits (`00000000000000000000.segment`) and preallocated with `fallocate`; a `metadata`
 /// file of one sector, replaced atomically; and a `lock` file that a writer holds with
 /// `flock(LOCK_EX)`, so that a second writer, in this process or another, gets
-/// [`Error::Locked`]. Creating a segment writes it under a temporary name, syncs it, renames
-/// it into place and syncs the directory, so a crash never leaves a short segment file; with
+/// [`Error::Locked`]. Creating a segment writes it under a temporary name, syncs it and
+/// renames it into place, so a crash never leaves a short segment file; the directory is
+/// synced with the segment's first sync, which is when the creation becomes durable. With
 /// [`DirectOptions::segment_prepare_ahead`], a thread makes the next one ahead of need and a
 /// roll only renames it.
 ///
@@ -813,6 +823,7 @@ impl DirectStorage {
                 size_bytes,
                 zeroed: false,
                 inflight: 0,
+                directory_unsynced: false,
             });
         }
         Ok(())
@@ -972,6 +983,7 @@ impl DirectStorage {
                         size_bytes,
                         zeroed: true,
                         inflight: 0,
+                        directory_unsynced: false,
                     },
                 );
             }
@@ -979,15 +991,22 @@ impl DirectStorage {
     }
 
     /// Makes a new segment file under a temporary name, preallocated and synced, then renames
-    /// it into place (replacing any file of that name) and syncs the directory. A crash at any
-    /// point leaves either the old file or none, never a short one.
+    /// it into place (replacing any file of that name); the directory is synced with the
+    /// segment's first sync. A crash at any point leaves either the old file or none, never a
+    /// short one.
     fn segment_file_make(&self, segment: SegmentId, size_bytes: u64) -> io::Result<OwnedFd> {
         let dir = self.dir_fd.as_raw_fd();
         let temporary = Name::segment(segment, true);
         let file = file_make(dir, &temporary, size_bytes, self.direct_flag())?;
         rename_at(dir, &temporary, &Name::segment(segment, false))?;
-        fsync(dir)?;
         Ok(file)
+    }
+
+    /// The directory was synced: every segment renamed into place before is durable.
+    fn directory_synced(&mut self) {
+        for file in &mut self.segments {
+            file.directory_unsynced = false;
+        }
     }
 
     /// Starts a write: on an IO thread, or with `inline` on the caller's thread, which is
@@ -1031,6 +1050,7 @@ impl DirectStorage {
         let operation = Operation {
             slot,
             fd: fd.expect("a writer's segments have files"),
+            dir_fd: -1,
             size_bytes,
             address: buffer.as_ptr() as usize,
             offset_bytes,
@@ -1212,7 +1232,9 @@ impl Storage for DirectStorage {
         write_all_at(file.as_raw_fd(), buffer, 0)?;
         fsync(file.as_raw_fd())?;
         rename_at(dir, &temporary, &Name::plain(METADATA_FILE_NAME))?;
-        fsync(dir)
+        fsync(dir)?;
+        self.directory_synced();
+        Ok(())
     }
 
     fn segment_list(&mut self) -> io::Result<Vec<SegmentId>> {
@@ -1256,6 +1278,7 @@ impl Storage for DirectStorage {
             size_bytes,
             zeroed: false,
             inflight: 0,
+            directory_unsynced: true,
         };
         match self.segments.binary_search_by_key(&segment, |file| file.id) {
             // The old file's descriptor closes here; its inode went with the rename.
@@ -1279,6 +1302,7 @@ impl Storage for DirectStorage {
             let dir = self.dir_fd.as_raw_fd();
             unlink_at(dir, &Name::segment(segment, false))?;
             fsync(dir)?;
+            self.directory_synced();
         }
         self.overlay_forget(segment);
         self.segments.remove(index);
@@ -1406,13 +1430,12 @@ impl Storage for DirectStorage {
             .segment_index(segment)
             .expect("sync of a missing segment");
         let fd = self.segments[index].file.as_ref().map(|fd| fd.as_raw_fd());
-        // With nothing else in flight the caller is about to wait for this sync alone: run it
-        // on the caller's thread and spare two thread handoffs, which cost more than the sync
-        // on a busy machine (docs/disk.md).
-        let inline = self.is_read_only() || self.inflight == 0;
+        // The first sync after the file was renamed into place syncs the directory too. If it
+        // fails, the log stops, so clearing the mark now loses nothing.
+        let directory = std::mem::take(&mut self.segments[index].directory_unsynced);
         let slot = self.slot_take(token, segment);
         self.segment_inflight_change(segment, true);
-        if inline {
+        if self.is_read_only() {
             // A reader syncs too: what it returns is then durable whoever wrote it.
             let errno = match fd.map(fdatasync) {
                 None | Some(Ok(())) => 0,
@@ -1425,10 +1448,23 @@ impl Storage for DirectStorage {
         let operation = Operation {
             slot,
             fd: fd.expect("a writer's segments have files"),
+            dir_fd: if directory {
+                self.dir_fd.as_raw_fd()
+            } else {
+                -1
+            },
             size_bytes: 0,
             address: 0,
             offset_bytes: 0,
         };
+        // With nothing else in flight the caller is about to wait for this sync alone: run it
+        // on the caller's thread and spare two thread handoffs, which cost more than the sync
+        // on a busy machine (docs/disk.md).
+        if self.inflight == 1 {
+            let completion = self.completion_from(operation_run(operation));
+            self.completions_local.push_back(completion);
+            return;
+        }
         self.pool
             .as_ref()
             .expect("a writer has IO threads")

@@ -67,7 +67,10 @@ pub struct Completion {
 /// - A write that completed successfully is visible to later reads; it survives a crash only
 ///   once a sync of its segment, submitted after the write completed, completed successfully.
 /// - Writes in flight at the same time never overlap.
-/// - `segment_create`, `segment_remove` and `metadata_write` are durable when they return.
+/// - `segment_remove` and `metadata_write` are durable when they return. A segment made by
+///   `segment_create` is durable once a sync of it, submitted after the creation, completes;
+///   a crash before that may undo the creation: the segment is then missing, or holds what it
+///   held before it was replaced.
 /// - A read of bytes never written returns zeros.
 pub trait Storage: Clock {
     /// The alignment and granularity of all IO, in bytes.
@@ -83,7 +86,8 @@ pub trait Storage: Clock {
     fn segment_list(&mut self) -> io::Result<Vec<SegmentId>>;
 
     /// Creates a segment of `size_bytes`, preallocated and reading as zeros. If a segment with
-    /// this id exists, it is replaced.
+    /// this id exists, it is replaced. Durable with the segment's next sync (see the contract
+    /// above).
     fn segment_create(&mut self, segment: SegmentId, size_bytes: u64) -> io::Result<()>;
 
     /// Removes a segment.

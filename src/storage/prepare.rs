@@ -1,12 +1,12 @@
 //! Segment files made ahead of need for [`DirectStorage`](super::DirectStorage): while the log
 //! fills one segment, a thread makes the next file (create, `fallocate`, `fsync`) under a
-//! temporary name, so that a segment roll only renames it into place and syncs the directory,
-//! instead of stalling appends for the whole making (5 to 8 ms for 64 MiB here).
+//! temporary name, so that a segment roll only renames it into place, instead of stalling
+//! appends for the whole making (5 to 8 ms for 64 MiB here).
 //!
 //! At most one spare exists. A crash leaves it behind as a `*.tmp` file, which the next writer
 //! removes when it opens the directory; dropping the storage removes it.
 
-use super::direct::{file_make, fsync, rename_at, unlink_at, Name};
+use super::direct::{file_make, rename_at, unlink_at, Name};
 use super::monitor::Monitor;
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
@@ -61,8 +61,8 @@ impl Preparer {
         self.shared.notify_all();
     }
 
-    /// Renames the spare into place as `name` and syncs the directory, if a spare of
-    /// `size_bytes` is ready, or being made (then it waits: the rest of the making costs less
+    /// Renames the spare into place as `name` (the directory is synced with the segment's
+    /// first sync), if a spare of `size_bytes` is ready, or being made (then it waits: the rest of the making costs less
     /// than a whole one); `Ok(None)` if none is (the caller makes the file itself).
     pub fn take(&self, name: &Name, size_bytes: u64) -> io::Result<Option<OwnedFd>> {
         // The lock is held across the rename, so that the thread cannot start the next spare
@@ -77,8 +77,6 @@ impl Preparer {
         let (file, _) = state.ready.take().expect("checked");
         state.wanted_size_bytes = 0;
         rename_at(self.dir, &Name::plain(SPARE_FILE_NAME), name)?;
-        drop(state);
-        fsync(self.dir)?;
         Ok(Some(file))
     }
 }

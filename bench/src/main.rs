@@ -267,6 +267,20 @@ fn loadavg() -> String {
         .join(" ")
 }
 
+/// Lets the filesystem settle after a run, so that the next one does not pay for it: the
+/// child removed its files, and ext4 mounted with `discard` sends the freed extents to the
+/// device at the next journal commit; `syncfs` forces that commit (and any writeback) now.
+fn settle(root: &Path) {
+    if let Ok(dir) = std::fs::File::open(root) {
+        // SAFETY: plain system call on a descriptor we own.
+        unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) };
+    }
+    std::thread::sleep(std::time::Duration::from_millis(SETTLE_MS));
+}
+
+/// Pause after each run's `syncfs`, for the device to finish what it was sent.
+const SETTLE_MS: u64 = 100;
+
 fn run_child(spec: &Value) -> Res<Value> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let output = Command::new(exe)
@@ -430,6 +444,7 @@ fn parent(args: &Args) -> Res<()> {
                     Ok(value) => results[case_index][system_index].push(value),
                     Err(error) => failures.push(format!("{} / {system}: {error}", case.name)),
                 }
+                settle(&root);
                 bar.inc(1);
             }
         }

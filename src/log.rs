@@ -306,6 +306,7 @@ impl<S: Storage> Log<S> {
                 segment_count: 0,
                 segments_removed: 0,
                 end: Verdict::Accept,
+                end_written: false,
                 end_segment: 0,
                 end_offset_bytes: 0,
                 lsn_lost: None,
@@ -341,7 +342,7 @@ impl<S: Storage> Log<S> {
         self.lsn_written = chain.lsn_next;
         self.lsn_durable = chain.lsn_next;
         self.writer.block_offset_bytes = end.offset_bytes;
-        self.recovery_settle(end.verdict, &chain_segment_start)?;
+        let end_written = self.recovery_settle(end.verdict, &chain_segment_start)?;
         self.report = RecoveryReport {
             lsn_first: self.lsn_first,
             lsn_next: self.lsn_next,
@@ -349,6 +350,7 @@ impl<S: Storage> Log<S> {
             segment_count: self.table.len(),
             segments_removed: stale.len(),
             end: end.verdict,
+            end_written,
             end_segment: segments[end.segment_index],
             end_offset_bytes: end.offset_bytes,
             lsn_lost: end.lsn_lost,
@@ -376,10 +378,18 @@ impl<S: Storage> Log<S> {
 
     /// Makes recovery's outcome durable and final: recreates a last segment that holds no
     /// record, syncs every kept segment, then seals the end if it must.
-    fn recovery_settle(&mut self, verdict: Verdict, chain_segment_start: &Chain) -> Result<()> {
+    /// Returns whether the end's first sector held bytes (`RecoveryReport::end_written`).
+    fn recovery_settle(&mut self, verdict: Verdict, chain_segment_start: &Chain) -> Result<bool> {
         let end_segment = self.table.last();
         let holds_no_record = end_segment == self.lsn_next;
-        let mut seal = self.seal_needed(verdict)?;
+        let room = self.writer.block_offset_bytes < self.config.segment_size_bytes;
+        let end_written = room && verdict != Verdict::Accept && self.end_sector_written()?;
+        // A seal makes recovery's decision durable: after a loss, and after a torn tail whose
+        // first sector holds anything but zeros. Without one, bytes that read badly only this
+        // time (a transient read fault) would read well at the next open and bring back
+        // records this recovery dropped and the caller may since have written anew; and a
+        // strict reopen after a point-in-time recovery would report the same damage again.
+        let mut seal = room && (verdict == Verdict::Lose || end_written);
         if holds_no_record && (self.writer.block_offset_bytes > 0 || seal) {
             // Only what a crash abandoned is there: make it empty again, so that it can take
             // any record and nothing in it can come back.
@@ -405,23 +415,12 @@ impl<S: Storage> Log<S> {
             self.seal_write()?;
             self.sync_wait(self.table.last())?;
         }
-        Ok(())
+        Ok(end_written)
     }
 
-    /// Whether recovery must make its decision durable with a seal block: after a loss, and
-    /// after a torn tail whose first sector holds anything but zeros. Without a seal, bytes
-    /// that read badly only this time (a transient read fault) would read well at the next
-    /// open and bring back records this recovery dropped and the caller may since have
-    /// written anew; and a strict reopen after a point-in-time recovery would report the same
-    /// damage again.
-    fn seal_needed(&mut self, verdict: Verdict) -> Result<bool> {
+    /// Whether the first sector where the log ends holds anything but zeros.
+    fn end_sector_written(&mut self) -> Result<bool> {
         let offset_bytes = self.writer.block_offset_bytes;
-        if verdict == Verdict::Accept || offset_bytes >= self.config.segment_size_bytes {
-            return Ok(false);
-        }
-        if verdict == Verdict::Lose {
-            return Ok(true);
-        }
         let sector = self.config.sector_size_bytes as usize;
         let start = self.cache.load(
             &mut self.storage,

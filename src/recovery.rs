@@ -70,8 +70,12 @@ pub struct RecoveryReport {
     /// Segments removed because they lay wholly after the end of the log.
     pub segments_removed: usize,
     /// The verdict that ended the log: `TornTail` or `Lose` (`Accept` if it ended at the end
-    /// of the last segment).
+    /// of the last segment). `TornTail` is also the verdict of a clean end, where only zeros
+    /// follow the last block: `end_written` tells the two apart.
     pub end: Verdict,
+    /// The first sector after the last block kept held bytes: a write the crash cut, or
+    /// blocks recovery dropped. `false` for a clean end (zeros) and for `Accept`.
+    pub end_written: bool,
     /// Where the log ended: segment and byte offset.
     pub end_segment: SegmentId,
     /// Byte offset of the end in `end_segment`.

@@ -110,3 +110,31 @@ fn damage_in_an_earlier_segment_names_that_segment() {
         other => panic!("expected corruption, got {:?}", other.map(|_| ())),
     }
 }
+
+/// A clean end (zeros after the last block) and a cut one (bytes after it) both end with
+/// `TornTail`; the report tells them apart, and only the cut one is sealed.
+#[test]
+fn the_report_tells_a_clean_end_from_a_cut_one() {
+    let config = config_small();
+    let storage = log_flushed(&config);
+    let log = open(&config, RecoveryMode::Strict, storage).unwrap();
+    let report = *log.recovery_report();
+    assert_eq!(report.end, Verdict::TornTail);
+    assert!(!report.end_written, "{report:?}");
+    let next = log.next_lsn();
+    let mut storage = log.into_storage();
+    // Bytes in the first sector after the end, as a write cut by a crash leaves them.
+    storage.corrupt(
+        report.end_segment,
+        report.end_offset_bytes as usize + 100,
+        0x5A,
+    );
+    let log = open(&config, RecoveryMode::Strict, storage).unwrap();
+    let cut = *log.recovery_report();
+    assert_eq!(cut.end, Verdict::TornTail);
+    assert!(cut.end_written, "{cut:?}");
+    assert_eq!(log.next_lsn(), next, "nothing acknowledged is lost");
+    // The seal covered the bytes: the next open ends cleanly after it.
+    let log = open(&config, RecoveryMode::Strict, log.into_storage()).unwrap();
+    assert!(!log.recovery_report().end_written);
+}

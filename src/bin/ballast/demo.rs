@@ -757,8 +757,12 @@ fn recovery_print(report: &RecoveryReport, recovery_ns: u64, expect: &Expect) {
         report.lsn_next,
         report.lsn_next.saturating_sub(report.lsn_first)
     );
+    let after = match report.end_written {
+        true => "bytes follow: a write was cut or dropped",
+        false => "zeros follow",
+    };
     println!(
-        "  end         {:?} in segment {} at byte offset {}",
+        "  end         {:?} in segment {} at byte offset {} ({after})",
         report.end, report.end_segment, report.end_offset_bytes
     );
     println!(

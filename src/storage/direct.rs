@@ -76,10 +76,11 @@ pub struct DirectOptions {
     pub operations_inflight_max: u32,
     /// Most segment files: at least `Config::segment_count_max`. One file descriptor each.
     pub segment_count_max: u32,
-    /// The most one read-ahead stretch holds: a scan's read-ahead loads up to two stretches in
+    /// The size of each read-ahead buffer: a scan's read-ahead loads up to two stretches in
     /// the background, into two buffers of this size and one thread, all made at open (0: no
-    /// read-ahead). `Log` asks for its read buffer less one block
-    /// (`Config::read_buffer_size_bytes - Config::block_size_bytes`) at a time.
+    /// read-ahead). Set it to `Config::read_buffer_size_bytes` (the default matches the
+    /// default config): `Log` asks for its read buffer less one block at a time, placed after
+    /// one block, and a smaller buffer serves none of it.
     pub read_ahead_size_bytes: u32,
     /// While the log fills a segment, make the next segment's file on a thread of its own
     /// (create, `fallocate`, `fsync`, under a temporary name), so that a roll only renames it
@@ -492,6 +493,8 @@ fn operation_run(operation: Operation) -> Done {
 struct Slot {
     token: u64,
     segment: SegmentId,
+    /// A sync that also syncs the directory: if it fails, the segment is marked again.
+    directory: bool,
     /// Where a write goes (zero bytes for a sync).
     offset_bytes: u64,
     size_bytes: u64,
@@ -625,6 +628,7 @@ impl DirectStorage {
         storage.lock = Some(lock);
         storage.temporary_files_remove()?;
         storage.segments_open(0, libc::O_RDWR)?;
+        storage.directory_sync_at_open()?;
         storage.pool = Some(
             Pool::new(options.io_thread_count, options.operations_inflight_max)
                 .map_err(open_error("."))?,
@@ -664,6 +668,9 @@ impl DirectStorage {
         let (mode, sector_size_bytes) = probe_read(dir, &dir_fd, options)?;
         let mut storage = DirectStorage::allocate(dir, dir_fd, mode, sector_size_bytes, options);
         storage.segments_open(lsn_from, libc::O_RDONLY)?;
+        // What the reader yields must be durable: the segments it found too, not only their
+        // bytes (a writer syncs a new segment's directory entry only with its first sync).
+        storage.directory_sync_at_open()?;
         storage
             .read_ahead_start(options)
             .map_err(|source| Error::Open {
@@ -743,10 +750,9 @@ impl DirectStorage {
     }
 
     /// Removes `*.tmp` files: a crash interrupted their making, and the files they were to
-    /// replace are intact.
+    /// replace are intact. The directory sync at open makes the removals durable.
     fn temporary_files_remove(&mut self) -> Result<()> {
         let names = self.directory_names()?;
-        let mut removed = 0;
         for name in names {
             if !name.as_bytes().ends_with(TEMPORARY_FILE_SUFFIX.as_bytes()) {
                 continue;
@@ -761,15 +767,24 @@ impl DirectStorage {
                     source,
                 }
             })?;
-            removed += 1;
-        }
-        if removed > 0 {
-            fsync(self.dir_fd.as_raw_fd()).map_err(|source| Error::Open {
-                path: self.dir.clone(),
-                source,
-            })?;
         }
         Ok(())
+    }
+
+    /// Syncs the directory once at open: a segment renamed into place by an earlier process
+    /// that died before the segment's first sync may not be durable yet, and syncs of it from
+    /// now on would not sync the directory (its mark is gone with that process).
+    fn directory_sync_at_open(&mut self) -> Result<()> {
+        match fsync(self.dir_fd.as_raw_fd()) {
+            // A read-only filesystem holds nothing unsynced.
+            Err(error) if self.is_read_only() && error.raw_os_error() == Some(libc::EROFS) => {
+                Ok(())
+            }
+            result => result.map_err(|source| Error::Open {
+                path: self.dir.clone(),
+                source,
+            }),
+        }
     }
 
     fn directory_names(&self) -> Result<Vec<std::ffi::OsString>> {
@@ -859,6 +874,7 @@ impl DirectStorage {
         entry.segment = segment;
         entry.offset_bytes = 0;
         entry.size_bytes = 0;
+        entry.directory = false;
         self.inflight += 1;
         slot
     }
@@ -881,6 +897,7 @@ impl DirectStorage {
         slot.busy = false;
         let token = slot.token;
         let segment = slot.segment;
+        let directory = slot.directory;
         let kind = match slot.buffer.take() {
             Some(buffer) => CompletionKind::Write { buffer },
             None => CompletionKind::Sync,
@@ -892,6 +909,9 @@ impl DirectStorage {
         let result = match done.errno {
             0 => Ok(()),
             errno => {
+                if let (true, Some(index)) = (directory, self.segment_index(segment)) {
+                    self.segments[index].directory_unsynced = true;
+                }
                 let error = io::Error::from_raw_os_error(errno);
                 tracing::error!(segment, %error, "io operation failed");
                 Err(error)
@@ -1430,10 +1450,11 @@ impl Storage for DirectStorage {
             .segment_index(segment)
             .expect("sync of a missing segment");
         let fd = self.segments[index].file.as_ref().map(|fd| fd.as_raw_fd());
-        // The first sync after the file was renamed into place syncs the directory too. If it
-        // fails, the log stops, so clearing the mark now loses nothing.
+        // The first sync after the file was renamed into place syncs the directory too; the
+        // mark comes back if that sync fails.
         let directory = std::mem::take(&mut self.segments[index].directory_unsynced);
         let slot = self.slot_take(token, segment);
+        self.slots[slot as usize].directory = directory;
         self.segment_inflight_change(segment, true);
         if self.is_read_only() {
             // A reader syncs too: what it returns is then durable whoever wrote it.

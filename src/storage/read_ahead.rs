@@ -144,8 +144,8 @@ impl ReadAhead {
     }
 
     /// Starts loading a stretch of `fd` in the background, into a buffer at `at`, unless one
-    /// held already covers it. Takes an idle slot, else drops a loaded stretch, else waits for
-    /// the oldest.
+    /// held already covers it. Takes an idle slot, else drops the oldest loaded stretch, else
+    /// waits for the oldest.
     pub fn start(
         &self,
         fd: RawFd,
@@ -163,14 +163,16 @@ impl ReadAhead {
         {
             return;
         }
+        let oldest = |busy: bool| {
+            (0..SLOT_COUNT)
+                .filter(|&index| busy || !state.slots[index].busy())
+                .min_by_key(|&index| state.slots[index].sequence)
+        };
         let index = (0..SLOT_COUNT)
             .find(|&index| state.slots[index].phase == Phase::Idle)
-            .or_else(|| (0..SLOT_COUNT).find(|&index| !state.slots[index].busy()))
-            .unwrap_or_else(|| {
-                (0..SLOT_COUNT)
-                    .min_by_key(|&index| state.slots[index].sequence)
-                    .expect("slots")
-            });
+            .or_else(|| oldest(false))
+            .or_else(|| oldest(true))
+            .expect("slots");
         state = settled(&self.shared, state, index);
         state.sequence += 1;
         let sequence = state.sequence;
@@ -243,17 +245,22 @@ impl ReadAhead {
         }
     }
 
-    /// The segment's file is about to close: waits until the thread no longer reads it, and
-    /// drops its stretches.
+    /// The segment's file is about to close: drops its stretches, waiting for the one the
+    /// thread may be reading.
     pub fn forget(&self, segment: SegmentId) {
         let mut state = self.shared.lock();
         for index in 0..SLOT_COUNT {
-            if state.slots[index].phase != Phase::Idle
-                && state.slots[index].stretch.segment == segment
+            if state.slots[index].phase == Phase::Idle
+                || state.slots[index].stretch.segment != segment
             {
-                state = settled(&self.shared, state, index);
-                state.slots[index].phase = Phase::Idle;
+                continue;
             }
+            // A stretch the thread has not started is dropped at once; one it reads is waited
+            // for, as the file must outlive the read.
+            if state.slots[index].phase == Phase::Reading {
+                state = settled(&self.shared, state, index);
+            }
+            state.slots[index].phase = Phase::Idle;
         }
     }
 }

@@ -350,9 +350,9 @@ impl<T: Copy + Default> Ring<T> {
 struct Operation {
     slot: u32,
     fd: RawFd,
-    /// A sync that must also sync the directory (the segment's file was renamed into place
-    /// since), or -1.
-    dir_fd: RawFd,
+    /// The directory, for a sync that must also sync it (the segment's file was renamed into
+    /// place since the last one).
+    dir_fd: Option<RawFd>,
     /// Zero for a sync.
     size_bytes: usize,
     address: usize,
@@ -466,10 +466,7 @@ fn io_thread(shared: &Shared) {
 /// Runs one operation, on an IO thread or on the thread that waits for it.
 fn operation_run(operation: Operation) -> Done {
     let result = if operation.size_bytes == 0 {
-        fdatasync(operation.fd).and_then(|()| match operation.dir_fd {
-            -1 => Ok(()),
-            dir => fsync(dir),
-        })
+        fdatasync(operation.fd).and_then(|()| operation.dir_fd.map_or(Ok(()), fsync))
     } else {
         // SAFETY: the slot owns the buffer until this operation completes, and nothing else
         // touches it meanwhile.
@@ -633,7 +630,7 @@ impl DirectStorage {
             Pool::new(options.io_thread_count, options.operations_inflight_max)
                 .map_err(open_error("."))?,
         );
-        storage.read_ahead_start(options).map_err(open_error("."))?;
+        storage.read_ahead_start(options)?;
         if options.segment_prepare_ahead {
             let preparer = Preparer::new(storage.dir_fd.as_raw_fd(), storage.direct_flag());
             storage.prepare = Some(preparer.map_err(open_error("."))?);
@@ -671,12 +668,7 @@ impl DirectStorage {
         // What the reader yields must be durable: the segments it found too, not only their
         // bytes (a writer syncs a new segment's directory entry only with its first sync).
         storage.directory_sync_at_open()?;
-        storage
-            .read_ahead_start(options)
-            .map_err(|source| Error::Open {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        storage.read_ahead_start(options)?;
         let sector = sector_size_bytes as usize;
         storage.overlay = Some(Overlay {
             places: Vec::with_capacity(OVERLAY_SECTOR_COUNT_MAX),
@@ -720,11 +712,15 @@ impl DirectStorage {
         }
     }
 
-    fn read_ahead_start(&mut self, options: &DirectOptions) -> io::Result<()> {
+    fn read_ahead_start(&mut self, options: &DirectOptions) -> Result<()> {
         if options.read_ahead_size_bytes > 0 {
             let sector = self.sector_size_bytes as usize;
             let size = (options.read_ahead_size_bytes as usize).next_multiple_of(sector);
-            self.read_ahead = Some(ReadAhead::new(size, sector)?);
+            let read_ahead = ReadAhead::new(size, sector).map_err(|source| Error::Open {
+                path: self.dir.clone(),
+                source,
+            })?;
+            self.read_ahead = Some(read_ahead);
         }
         Ok(())
     }
@@ -1070,7 +1066,7 @@ impl DirectStorage {
         let operation = Operation {
             slot,
             fd: fd.expect("a writer's segments have files"),
-            dir_fd: -1,
+            dir_fd: None,
             size_bytes,
             address: buffer.as_ptr() as usize,
             offset_bytes,
@@ -1400,13 +1396,14 @@ impl Storage for DirectStorage {
             0,
             "read-ahead offset not sector-aligned"
         );
+        assert_eq!(at as u64 % sector, 0, "read-ahead place not sector-aligned");
         let room = read_ahead.capacity_bytes().saturating_sub(at) as u64;
         let end = (offset_bytes + size_bytes as u64)
             .min(offset_bytes + room)
             .min(file.size_bytes)
             / sector
             * sector;
-        if end <= offset_bytes || at as u64 % sector != 0 {
+        if end <= offset_bytes {
             return;
         }
         // A write still in flight there may land after the read: loading those bytes now
@@ -1469,11 +1466,7 @@ impl Storage for DirectStorage {
         let operation = Operation {
             slot,
             fd: fd.expect("a writer's segments have files"),
-            dir_fd: if directory {
-                self.dir_fd.as_raw_fd()
-            } else {
-                -1
-            },
+            dir_fd: directory.then(|| self.dir_fd.as_raw_fd()),
             size_bytes: 0,
             address: 0,
             offset_bytes: 0,

@@ -1,7 +1,8 @@
 //! The `ballast` command on a log directory: `append` then `cat` give the records back,
 //! `verify` passes an intact log and names the file and offset of damage in a corrupted copy,
 //! `cat -f` follows a writer, `info` describes the log, and `demo --dir` crashes a real writer
-//! process and verifies.
+//! process and verifies, and `bench --producers` reports every case against both raw
+//! references.
 #![cfg(all(feature = "cli", target_os = "linux"))]
 
 mod disk_common;
@@ -156,4 +157,48 @@ fn demo_on_disk_survives_a_real_kill() {
     let stdout = success(&output);
     assert!(stdout.contains("SIGKILL"), "{stdout}");
     assert!(stdout.contains("verified"), "{stdout}");
+}
+
+#[test]
+fn bench_producers_reports_every_case_against_both_references() {
+    let dir = ScratchDir::new("cli-bench");
+    let output = Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["bench", "--producers", "3", "--samples", "100", "--dir"])
+        .arg(dir.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stdout = success(&output);
+    let row = |prefix: &str| -> Vec<String> {
+        let line = stdout
+            .lines()
+            .find(|line| line.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no row {prefix:?} in\n{stdout}"));
+        line.split('|')
+            .map(|cell| cell.trim().to_string())
+            .collect()
+    };
+    for reference in ["fresh blocks", "written blocks"] {
+        let cells = row(&format!(
+            "| raw 4 KiB O_DIRECT pwrite + fdatasync, {reference}"
+        ));
+        let rate: f64 = cells[2].trim_end_matches(" syncs/s").parse().unwrap();
+        assert!(rate > 0.0, "{stdout}");
+    }
+    for (producers, group_max) in [(1, 1.0), (3, 3.0)] {
+        let cells = row(&format!("| {producers} producer(s), 1 KiB, wait durable"));
+        let group: f64 = cells[3].parse().unwrap();
+        // Every record waits for durability, so a group holds at most one record per producer.
+        assert!((1.0..=group_max).contains(&group), "{stdout}");
+        for ratio in &cells[4..6] {
+            assert!(ratio.parse::<f64>().unwrap() > 0.0, "{stdout}");
+        }
+    }
+    assert!(stdout.contains("against fresh blocks"), "{stdout}");
+    // The scratch files are gone: only the directory the test made is left.
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "{stdout}"
+    );
 }

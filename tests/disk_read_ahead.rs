@@ -9,35 +9,19 @@ use ballast_log::storage::{
     AlignedBuffer, CompletionKind, DirectOptions, DirectStorage, SegmentId, Storage,
 };
 use ballast_log::{Config, Log};
-use disk_common::ScratchDir;
+use disk_common::{Rng, ScratchDir};
 
 const SECTOR: usize = 4096;
 const SEGMENT_SIZE_BYTES: usize = 1024 * 1024;
 const BUFFER_SIZE_BYTES: usize = 256 * 1024;
 const SEGMENTS: [SegmentId; 2] = [0, 1 << 20];
 
-/// A small deterministic generator (xorshift64*): the test needs no crate for it.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-
-    /// A sector-aligned stretch of at most `most_sectors` inside a segment.
-    fn stretch(&mut self, most_sectors: u64) -> (u64, usize) {
-        let sectors = 1 + self.below(most_sectors);
-        let segment_sectors = (SEGMENT_SIZE_BYTES / SECTOR) as u64;
-        let first = self.below(segment_sectors - sectors + 1);
-        (first * SECTOR as u64, (sectors as usize) * SECTOR)
-    }
+/// A sector-aligned stretch of at most `most_sectors` inside a segment.
+fn stretch(rng: &mut Rng, most_sectors: u64) -> (u64, usize) {
+    let sectors = 1 + rng.below(most_sectors);
+    let segment_sectors = (SEGMENT_SIZE_BYTES / SECTOR) as u64;
+    let first = rng.below(segment_sectors - sectors + 1);
+    (first * SECTOR as u64, (sectors as usize) * SECTOR)
 }
 
 struct World {
@@ -69,7 +53,7 @@ impl World {
 
     fn write(&mut self, rng: &mut Rng, token: u64) {
         let index = rng.below(2) as usize;
-        let (offset, size) = rng.stretch((BUFFER_SIZE_BYTES / SECTOR) as u64);
+        let (offset, size) = stretch(rng, (BUFFER_SIZE_BYTES / SECTOR) as u64);
         if self.buffers.is_empty() || self.overlaps_inflight(index, offset, size) {
             self.complete_all();
         }
@@ -91,7 +75,7 @@ impl World {
 
     fn read(&mut self, rng: &mut Rng, target: &mut AlignedBuffer) {
         let index = rng.below(2) as usize;
-        let (offset, size) = rng.stretch((BUFFER_SIZE_BYTES / SECTOR) as u64);
+        let (offset, size) = stretch(rng, (BUFFER_SIZE_BYTES / SECTOR) as u64);
         let at = rng.below(((BUFFER_SIZE_BYTES - size) / SECTOR + 1) as u64) as usize * SECTOR;
         if self.overlaps_inflight(index, offset, size) {
             self.complete_all();
@@ -155,7 +139,7 @@ fn read_ahead_returns_what_was_written() {
             0..=29 => world.write(&mut rng, step),
             30..=59 => {
                 let index = rng.below(2) as usize;
-                let (offset, size) = rng.stretch((BUFFER_SIZE_BYTES / SECTOR) as u64);
+                let (offset, size) = stretch(&mut rng, (BUFFER_SIZE_BYTES / SECTOR) as u64);
                 let at = rng.below(4) as usize * SECTOR;
                 world.storage.read_ahead(SEGMENTS[index], offset, size, at);
             }

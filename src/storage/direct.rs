@@ -19,6 +19,7 @@
 //! running writer (`ballast cat -f`, `info`, `verify`): it never changes a file. What the log's
 //! recovery would change (a seal block, a recreated or removed segment) is kept in memory.
 
+use super::fill::Filler;
 use super::prepare::Preparer;
 use super::read_ahead::ReadAhead;
 use super::{assert_aligned, AlignedBuffer, Clock, Completion, CompletionKind, SegmentId, Storage};
@@ -86,6 +87,13 @@ pub struct DirectOptions {
     /// (create, `fallocate`, `fsync`, under a temporary name), so that a roll only renames it
     /// into place. Costs one segment of disk space beyond the log's.
     pub segment_prepare_ahead: bool,
+    /// While the log syncs after small writes, keep this many bytes after its last write
+    /// written with zeros, on a thread of its own, so that its syncs find blocks already
+    /// written and skip marking them so (on our ext4, a 4 KiB write + `fdatasync` then takes
+    /// about two thirds of the time). 0 turns it off; so does a larger write between two
+    /// syncs, as bulk appends gain nothing from it. The thread's buffer of zeros (at most 256
+    /// KiB) is made at open. `O_DIRECT` only. See `src/storage/fill.rs`.
+    pub fill_ahead_size_bytes: u32,
 }
 
 impl Default for DirectOptions {
@@ -97,6 +105,7 @@ impl Default for DirectOptions {
             segment_count_max: 4096,
             read_ahead_size_bytes: 1024 * 1024,
             segment_prepare_ahead: true,
+            fill_ahead_size_bytes: 1024 * 1024,
         }
     }
 }
@@ -238,7 +247,7 @@ pub(super) fn unlink_at(dir: RawFd, name: &Name) -> io::Result<()> {
 }
 
 /// Writes all of `bytes` at `offset_bytes`, or fails.
-fn write_all_at(fd: RawFd, bytes: &[u8], offset_bytes: u64) -> io::Result<()> {
+pub(super) fn write_all_at(fd: RawFd, bytes: &[u8], offset_bytes: u64) -> io::Result<()> {
     let mut done = 0;
     while done < bytes.len() {
         let rest = &bytes[done..];
@@ -571,6 +580,7 @@ pub struct DirectStorage {
     pool: Option<Pool>,
     read_ahead: Option<ReadAhead>,
     prepare: Option<Preparer>,
+    fill: Option<Filler>,
     overlay: Option<Overlay>,
     origin: Instant,
 }
@@ -634,6 +644,10 @@ impl DirectStorage {
         if options.segment_prepare_ahead {
             let preparer = Preparer::new(storage.dir_fd.as_raw_fd(), storage.direct_flag());
             storage.prepare = Some(preparer.map_err(open_error("."))?);
+        }
+        if options.fill_ahead_size_bytes > 0 && mode == IoMode::Direct {
+            let filler = Filler::new(options.fill_ahead_size_bytes, sector_size_bytes);
+            storage.fill = Some(filler.map_err(open_error("."))?);
         }
         tracing::info!(
             dir = %dir.display(),
@@ -707,6 +721,7 @@ impl DirectStorage {
             pool: None,
             read_ahead: None,
             prepare: None,
+            fill: None,
             overlay: None,
             origin: Instant::now(),
         }
@@ -733,6 +748,12 @@ impl DirectStorage {
     /// Whether the files bypass the page cache.
     pub fn io_mode(&self) -> IoMode {
         self.mode
+    }
+
+    /// Zeros the fill-ahead thread has written so far
+    /// ([`DirectOptions::fill_ahead_size_bytes`]); 0 when it is off.
+    pub fn zero_filled_bytes(&self) -> u64 {
+        self.fill.as_ref().map_or(0, Filler::filled_total_bytes)
     }
 
     /// Whether this storage was opened with [`open_read_only`](DirectStorage::open_read_only).
@@ -1063,9 +1084,20 @@ impl DirectStorage {
             self.completions_local.push_back(completion);
             return;
         }
+        let fd = fd.expect("a writer's segments have files");
+        if let Some(fill) = &self.fill {
+            let segment_size_bytes = self.segments[index].size_bytes;
+            fill.write_before(
+                fd,
+                segment,
+                segment_size_bytes,
+                offset_bytes,
+                size_bytes as u64,
+            );
+        }
         let operation = Operation {
             slot,
-            fd: fd.expect("a writer's segments have files"),
+            fd,
             dir_fd: None,
             size_bytes,
             address: buffer.as_ptr() as usize,
@@ -1208,6 +1240,7 @@ impl Drop for DirectStorage {
         drop(self.pool.take());
         drop(self.read_ahead.take());
         drop(self.prepare.take());
+        drop(self.fill.take());
     }
 }
 
@@ -1273,6 +1306,9 @@ impl Storage for DirectStorage {
         if let Some(read_ahead) = &self.read_ahead {
             read_ahead.forget(segment);
         }
+        if let Some(fill) = &self.fill {
+            fill.forget(segment);
+        }
         if self.is_read_only() {
             self.segment_create_read_only(segment, size_bytes);
             return Ok(());
@@ -1313,6 +1349,9 @@ impl Storage for DirectStorage {
         );
         if let Some(read_ahead) = &self.read_ahead {
             read_ahead.forget(segment);
+        }
+        if let Some(fill) = &self.fill {
+            fill.forget(segment);
         }
         if !self.is_read_only() {
             let dir = self.dir_fd.as_raw_fd();
@@ -1462,6 +1501,9 @@ impl Storage for DirectStorage {
             let completion = self.completion_from(Done { slot, errno });
             self.completions_local.push_back(completion);
             return;
+        }
+        if let Some(fill) = &self.fill {
+            fill.sync_before(segment);
         }
         let operation = Operation {
             slot,

@@ -13,6 +13,8 @@
 mod buffer;
 #[cfg(target_os = "linux")]
 mod direct;
+#[cfg(target_os = "linux")]
+mod fill;
 mod mem;
 #[cfg(target_os = "linux")]
 mod monitor;

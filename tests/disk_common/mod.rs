@@ -70,3 +70,19 @@ pub fn record(seed: u64, lsn: u64, out: &mut Vec<u8>) {
     }
     out.truncate(size.max(8));
 }
+
+/// A small deterministic generator (xorshift64*): the tests need no crate for it.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+}

@@ -1,0 +1,240 @@
+//! `DirectStorage`'s fill-ahead writes zeros only where the log has not written: a writer that
+//! syncs often and sometimes overtakes the filler with large bursts, with writes left in
+//! flight, segments rolled and made again, is checked byte for byte against a model of the
+//! files. Then through a `Log`: small syncs make the filler run and every record survives a
+//! reopen; bulk appends with one sync make it write nothing.
+#![cfg(target_os = "linux")]
+
+mod disk_common;
+
+use ballast_log::storage::{
+    AlignedBuffer, CompletionKind, DirectOptions, DirectStorage, SegmentId, Storage,
+};
+use ballast_log::{Config, Log};
+use disk_common::{Rng, ScratchDir};
+use std::time::{Duration, Instant};
+
+const SECTOR: usize = 4096;
+const SEGMENT_SIZE_BYTES: usize = 2 * 1024 * 1024;
+const BURST_SIZE_BYTES: usize = 128 * 1024;
+/// Small, so that the filler's chunks (as large as this) sit where the writer goes next.
+const FILL_AHEAD_SIZE_BYTES: u32 = 64 * 1024;
+
+/// A writer that appends like the log: each write starts where the last one ended, or one
+/// sector earlier (the log writes its last, partly filled sector again).
+struct World {
+    storage: DirectStorage,
+    segment: SegmentId,
+    /// What the current segment must hold.
+    model: Vec<u8>,
+    /// Where the next write starts.
+    frontier_bytes: usize,
+    inflight: usize,
+    buffers: Vec<AlignedBuffer>,
+    token: u64,
+}
+
+impl World {
+    fn complete_all(&mut self) {
+        while let Some(completion) = self.storage.poll(true) {
+            completion.result.expect("write or sync");
+            if let CompletionKind::Write { buffer } = completion.kind {
+                self.buffers.push(buffer);
+            }
+        }
+        self.inflight = 0;
+    }
+
+    fn write(&mut self, rng: &mut Rng, size_bytes: usize) {
+        let back = if self.frontier_bytes >= SECTOR && rng.below(3) == 0 {
+            SECTOR
+        } else {
+            0
+        };
+        let offset = self.frontier_bytes - back;
+        let size_bytes = size_bytes.min(SEGMENT_SIZE_BYTES - offset);
+        if size_bytes == 0 {
+            return;
+        }
+        // Writes in flight never overlap, as the log's do not.
+        if back > 0 || self.buffers.is_empty() {
+            self.complete_all();
+        }
+        let mut buffer = self.buffers.pop().expect("a free buffer");
+        let fill = rng.next() | 1;
+        for (at, byte) in buffer[..size_bytes].iter_mut().enumerate() {
+            *byte = (fill.wrapping_add(at as u64 / 8) >> (at % 8 * 8)) as u8 | 1;
+        }
+        self.model[offset..offset + size_bytes].copy_from_slice(&buffer[..size_bytes]);
+        self.token += 1;
+        self.storage
+            .write_submit(self.token, self.segment, offset as u64, buffer, size_bytes);
+        self.inflight += 1;
+        self.frontier_bytes = offset + size_bytes;
+        if rng.below(3) != 0 {
+            self.complete_all();
+        }
+    }
+
+    fn sync(&mut self) {
+        self.complete_all();
+        self.token += 1;
+        self.storage.sync_submit(self.token, self.segment);
+        self.complete_all();
+    }
+
+    /// Reads the whole segment back: what was written, and zeros everywhere else.
+    fn check(&mut self) {
+        self.complete_all();
+        let mut read = AlignedBuffer::new(SEGMENT_SIZE_BYTES, SECTOR);
+        self.storage
+            .read(self.segment, 0, &mut read)
+            .expect("read the segment");
+        if let Some(at) = (0..SEGMENT_SIZE_BYTES).find(|&at| read[at] != self.model[at]) {
+            panic!(
+                "segment {}: byte {at} is {:#x}, the writer put {:#x} there (frontier {})",
+                self.segment, read[at], self.model[at], self.frontier_bytes
+            );
+        }
+    }
+
+    /// Moves on to a new segment, as a roll does, and now and then removes the old one.
+    fn roll(&mut self, rng: &mut Rng) {
+        self.check();
+        if rng.below(2) == 0 {
+            self.storage.segment_remove(self.segment).expect("remove");
+        }
+        self.segment += 1;
+        self.storage
+            .segment_create(self.segment, SEGMENT_SIZE_BYTES as u64)
+            .expect("create");
+        self.model.fill(0);
+        self.frontier_bytes = 0;
+    }
+}
+
+#[test]
+fn fill_ahead_never_writes_over_data() {
+    let scratch = ScratchDir::new("fill-ahead-model");
+    let options = DirectOptions {
+        fill_ahead_size_bytes: FILL_AHEAD_SIZE_BYTES,
+        io_thread_count: 2,
+        ..DirectOptions::default()
+    };
+    let mut storage = DirectStorage::open(scratch.path(), &options).expect("open");
+    storage
+        .segment_create(0, SEGMENT_SIZE_BYTES as u64)
+        .expect("create");
+    let mut world = World {
+        storage,
+        segment: 0,
+        model: vec![0u8; SEGMENT_SIZE_BYTES],
+        frontier_bytes: 0,
+        inflight: 0,
+        buffers: (0..6)
+            .map(|_| AlignedBuffer::new(BURST_SIZE_BYTES, SECTOR))
+            .collect(),
+        token: 0,
+    };
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for _ in 0..6000 {
+        match rng.below(100) {
+            // Small writes, each followed by a sync: the filler runs.
+            0..=59 => {
+                let sectors = 1 + rng.below(3) as usize;
+                world.write(&mut rng, sectors * SECTOR);
+                world.sync();
+            }
+            // Bursts with no sync between them: they overtake the filler's chunks.
+            60..=94 => {
+                for _ in 0..1 + rng.below(4) {
+                    let sectors = 1 + rng.below((BURST_SIZE_BYTES / SECTOR) as u64) as usize;
+                    world.write(&mut rng, sectors * SECTOR);
+                }
+            }
+            95..=97 => world.check(),
+            _ => world.roll(&mut rng),
+        }
+        if world.frontier_bytes + BURST_SIZE_BYTES > SEGMENT_SIZE_BYTES {
+            world.roll(&mut rng);
+        }
+    }
+    world.check();
+    assert!(
+        world.storage.zero_filled_bytes() > 0,
+        "the small syncs never made the filler run"
+    );
+}
+
+fn config() -> Config {
+    Config {
+        segment_size_bytes: 4 * 1024 * 1024,
+        ..disk_common::config_disk()
+    }
+}
+
+fn options() -> DirectOptions {
+    DirectOptions {
+        fill_ahead_size_bytes: 256 * 1024,
+        ..DirectOptions::default()
+    }
+}
+
+/// Waits, at most a generous while, for the filler to have written at least `bytes`.
+fn filled_wait(log: &Log<DirectStorage>, bytes: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let filled = log.storage().zero_filled_bytes();
+        if filled >= bytes || Instant::now() >= deadline {
+            return filled;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn small_syncs_fill_ahead_and_every_record_survives() {
+    let scratch = ScratchDir::new("fill-ahead-log");
+    let seed = 7;
+    let mut record = Vec::new();
+    let count = 400;
+    {
+        let storage = DirectStorage::open(scratch.path(), &options()).expect("open");
+        let mut log = Log::open(config(), storage).expect("open the log");
+        for lsn in 0..count {
+            disk_common::record(seed, lsn, &mut record);
+            assert_eq!(log.append(&record).expect("append"), lsn);
+            log.flush().expect("flush");
+        }
+        // The filler keeps a whole fill-ahead written past the last write, so once it has
+        // caught up it has written at least that much.
+        let filled = filled_wait(&log, 256 * 1024);
+        assert!(filled >= 256 * 1024, "the filler wrote {filled} bytes");
+        log.close().expect("close");
+    }
+    let storage = DirectStorage::open(scratch.path(), &options()).expect("reopen");
+    let mut log = Log::open(config(), storage).expect("reopen the log");
+    assert_eq!(log.next_lsn(), count);
+    let mut buffer = vec![0u8; 64 * 1024];
+    for lsn in 0..count {
+        disk_common::record(seed, lsn, &mut record);
+        let size = log.read(lsn, &mut buffer).expect("read");
+        assert!(buffer[..size] == record[..], "record {lsn} changed");
+    }
+}
+
+#[test]
+fn bulk_appends_with_one_sync_fill_nothing() {
+    let scratch = ScratchDir::new("fill-ahead-bulk");
+    let storage = DirectStorage::open(scratch.path(), &options()).expect("open");
+    let mut log = Log::open(config(), storage).expect("open the log");
+    let record = vec![0x5au8; 1000];
+    // Three segments' worth, one sync at the end: every sync follows far more than a
+    // fill-ahead of new writes.
+    for _ in 0..(12 * 1024) {
+        log.append(&record).expect("append");
+    }
+    log.flush().expect("flush");
+    assert_eq!(log.storage().zero_filled_bytes(), 0);
+    log.close().expect("close");
+}

@@ -57,6 +57,11 @@ pub struct BenchArgs {
     /// producer and to the raw write + fdatasync loop on fresh and on written blocks.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     producers: Option<u32>,
+
+    /// The log's fill-ahead (`DirectOptions::fill_ahead_size_bytes`): zeros kept written past
+    /// its last write while it syncs often; 0 turns it off, to compare.
+    #[arg(long = "fill-ahead-size-bytes", value_name = "BYTES", default_value_t = DirectOptions::default().fill_ahead_size_bytes)]
+    fill_ahead_size_bytes: u32,
 }
 
 const RAW_BUFFER_SIZE_BYTES: usize = 1 << 20;
@@ -179,10 +184,11 @@ fn record_pool() -> Vec<u8> {
     pool
 }
 
-fn direct_storage(dir: &Path, config: &Config) -> Result<DirectStorage, String> {
+fn direct_storage(dir: &Path, config: &Config, args: &BenchArgs) -> Result<DirectStorage, String> {
     let options = DirectOptions {
         segment_count_max: config.segment_count_max,
         read_ahead_size_bytes: config.read_buffer_size_bytes,
+        fill_ahead_size_bytes: args.fill_ahead_size_bytes,
         ..DirectOptions::default()
     };
     let storage = DirectStorage::open(dir, &options).map_err(|error| error.to_string())?;
@@ -204,7 +210,7 @@ fn bulk_case(
     let depth = u64::from(Config::default().write_buffer_count);
     for repetition in 0..args.repetitions {
         let dir = scratch.join(format!("bulk-{record_size}-{repetition}"));
-        log_ns.push(bulk_log(&dir, args.size_bytes, record_size, pool)?);
+        log_ns.push(bulk_log(&dir, args, record_size, pool)?);
         let _ = std::fs::remove_dir_all(&dir);
         let file = scratch.join(format!("raw-{record_size}-{repetition}"));
         raw_ns.push(bulk_raw(&file, args.size_bytes, pool, 1)?);
@@ -219,13 +225,14 @@ fn bulk_case(
     Ok((median(log_ns), median(raw_ns), median(raw_deep_ns)))
 }
 
-fn bulk_log(dir: &Path, size_bytes: u64, record_size: usize, pool: &[u8]) -> Result<u64, String> {
+fn bulk_log(dir: &Path, args: &BenchArgs, record_size: usize, pool: &[u8]) -> Result<u64, String> {
+    let size_bytes = args.size_bytes;
     let config = Config::default();
     let segment_count = size_bytes.div_ceil(config.segment_size_bytes) as u32 * 2 + 2;
     let config = bench_config(segment_count.max(4));
     let record_count = size_bytes / record_size as u64;
     let start = Instant::now();
-    let storage = direct_storage(dir, &config)?;
+    let storage = direct_storage(dir, &config, args)?;
     let mut log = Log::open(config, storage).map_err(|error| error.to_string())?;
     let offsets = pool.len() - record_size;
     for index in 0..record_count {
@@ -322,7 +329,7 @@ fn latency_case(
 ) -> Result<[Histogram<u64>; 3], String> {
     let dir = scratch.join("latency-log");
     let config = bench_config(4);
-    let storage = direct_storage(&dir, &config)?;
+    let storage = direct_storage(&dir, &config, args)?;
     let mut log = Log::open(config, storage).map_err(|error| error.to_string())?;
     let raw_size = u64::from(args.samples) * LATENCY_WRITE_SIZE_BYTES as u64;
     let raw = raw_file(&scratch.join("latency-raw"), raw_size)?;
@@ -440,10 +447,17 @@ fn producers_bench(
             )?)
             .expect("same bounds");
         settle(scratch);
-        one.add(&producers_case(&name("producers-1"), 1, samples, pool)?);
+        one.add(&producers_case(
+            &name("producers-1"),
+            args,
+            1,
+            samples,
+            pool,
+        )?);
         settle(scratch);
         many.add(&producers_case(
             &name("producers-n"),
+            args,
             producers,
             samples,
             pool,
@@ -501,6 +515,7 @@ fn producers_bench(
 /// for each to be durable.
 fn producers_case(
     dir: &Path,
+    args: &BenchArgs,
     producers: u32,
     records_each: u32,
     pool: &[u8],
@@ -508,7 +523,7 @@ fn producers_case(
     let total_bytes = u64::from(producers) * u64::from(records_each) * 2048;
     let config =
         bench_config((total_bytes / Config::default().segment_size_bytes + 4).max(4) as u32);
-    let storage = direct_storage(dir, &config)?;
+    let storage = direct_storage(dir, &config, args)?;
     let log = Log::open(config, storage).map_err(|error| error.to_string())?;
     let shared =
         SharedLog::open(log, SharedOptions::default()).map_err(|error| error.to_string())?;

@@ -14,16 +14,18 @@ use ballast_log::{Config, Log};
 use disk_common::{Rng, ScratchDir};
 use std::time::{Duration, Instant};
 
-const SECTOR: usize = 4096;
 const SEGMENT_SIZE_BYTES: usize = 2 * 1024 * 1024;
 const BURST_SIZE_BYTES: usize = 128 * 1024;
-/// Small, so that the filler's chunks (as large as this) sit where the writer goes next.
-const FILL_AHEAD_SIZE_BYTES: u32 = 64 * 1024;
+/// Small, so that the filler's chunks sit where the writer goes next; some not a multiple of
+/// the alignment.
+const FILL_AHEAD_SIZES_BYTES: [u32; 3] = [64 * 1024, 5000, 4096];
 
 /// A writer that appends like the log: each write starts where the last one ended, or one
 /// sector earlier (the log writes its last, partly filled sector again).
 struct World {
     storage: DirectStorage,
+    /// The unit of writes: the storage's sector.
+    sector: usize,
     segment: SegmentId,
     /// What the current segment must hold.
     model: Vec<u8>,
@@ -46,8 +48,8 @@ impl World {
     }
 
     fn write(&mut self, rng: &mut Rng, size_bytes: usize) {
-        let back = if self.frontier_bytes >= SECTOR && rng.below(3) == 0 {
-            SECTOR
+        let back = if self.frontier_bytes >= self.sector && rng.below(3) == 0 {
+            self.sector
         } else {
             0
         };
@@ -86,7 +88,7 @@ impl World {
     /// Reads the whole segment back: what was written, and zeros everywhere else.
     fn check(&mut self) {
         self.complete_all();
-        let mut read = AlignedBuffer::new(SEGMENT_SIZE_BYTES, SECTOR);
+        let mut read = AlignedBuffer::new(SEGMENT_SIZE_BYTES, self.sector);
         self.storage
             .read(self.segment, 0, &mut read)
             .expect("read the segment");
@@ -115,9 +117,15 @@ impl World {
 
 #[test]
 fn fill_ahead_never_writes_over_data() {
+    for fill_ahead_size_bytes in FILL_AHEAD_SIZES_BYTES {
+        writer_against_model(fill_ahead_size_bytes, 3000);
+    }
+}
+
+fn writer_against_model(fill_ahead_size_bytes: u32, steps: u32) {
     let scratch = ScratchDir::new("fill-ahead-model");
     let options = DirectOptions {
-        fill_ahead_size_bytes: FILL_AHEAD_SIZE_BYTES,
+        fill_ahead_size_bytes,
         io_thread_count: 2,
         ..DirectOptions::default()
     };
@@ -125,31 +133,33 @@ fn fill_ahead_never_writes_over_data() {
     storage
         .segment_create(0, SEGMENT_SIZE_BYTES as u64)
         .expect("create");
+    let sector = storage.sector_size_bytes() as usize;
     let mut world = World {
         storage,
+        sector,
         segment: 0,
         model: vec![0u8; SEGMENT_SIZE_BYTES],
         frontier_bytes: 0,
         inflight: 0,
         buffers: (0..6)
-            .map(|_| AlignedBuffer::new(BURST_SIZE_BYTES, SECTOR))
+            .map(|_| AlignedBuffer::new(BURST_SIZE_BYTES, sector))
             .collect(),
         token: 0,
     };
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    for _ in 0..6000 {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ u64::from(fill_ahead_size_bytes));
+    for _ in 0..steps {
         match rng.below(100) {
             // Small writes, each followed by a sync: the filler runs.
             0..=59 => {
-                let sectors = 1 + rng.below(3) as usize;
-                world.write(&mut rng, sectors * SECTOR);
+                let sectors = 1 + rng.below(12) as usize;
+                world.write(&mut rng, sectors * sector);
                 world.sync();
             }
             // Bursts with no sync between them: they overtake the filler's chunks.
             60..=94 => {
                 for _ in 0..1 + rng.below(4) {
-                    let sectors = 1 + rng.below((BURST_SIZE_BYTES / SECTOR) as u64) as usize;
-                    world.write(&mut rng, sectors * SECTOR);
+                    let sectors = 1 + rng.below((BURST_SIZE_BYTES / sector) as u64) as usize;
+                    world.write(&mut rng, sectors * sector);
                 }
             }
             95..=97 => world.check(),
@@ -162,7 +172,7 @@ fn fill_ahead_never_writes_over_data() {
     world.check();
     assert!(
         world.storage.zero_filled_bytes() > 0,
-        "the small syncs never made the filler run"
+        "fill-ahead {fill_ahead_size_bytes}: the small syncs never made the filler run"
     );
 }
 
@@ -229,12 +239,44 @@ fn bulk_appends_with_one_sync_fill_nothing() {
     let storage = DirectStorage::open(scratch.path(), &options()).expect("open");
     let mut log = Log::open(config(), storage).expect("open the log");
     let record = vec![0x5au8; 1000];
-    // Three segments' worth, one sync at the end: every sync follows far more than a
-    // fill-ahead of new writes.
-    for _ in 0..(12 * 1024) {
+    // Three segments and a little: the one sync lands soon after a roll, so the writes since
+    // the last sync must be counted across segments, not from the roll.
+    for _ in 0..12_488 {
         log.append(&record).expect("append");
     }
     log.flush().expect("flush");
     assert_eq!(log.storage().zero_filled_bytes(), 0);
+    // More bulk, with no sync: still nothing.
+    for _ in 0..3_000 {
+        log.append(&record).expect("append");
+    }
+    log.flush().expect("flush");
+    assert_eq!(log.storage().zero_filled_bytes(), 0);
+    log.close().expect("close");
+}
+
+#[test]
+fn bulk_after_small_syncs_stops_filling() {
+    let scratch = ScratchDir::new("fill-ahead-switch");
+    let storage = DirectStorage::open(scratch.path(), &options()).expect("open");
+    let mut log = Log::open(config(), storage).expect("open the log");
+    let record = vec![0x5au8; 1000];
+    for _ in 0..100 {
+        log.append(&record).expect("append");
+        log.flush().expect("flush");
+    }
+    let filled = filled_wait(&log, 256 * 1024);
+    assert!(filled >= 256 * 1024, "the filler wrote {filled} bytes");
+    // A segment and a half of bulk with no sync: the filler stops once a fill-ahead has been
+    // written without a sync, so it adds at most about one more fill-ahead.
+    for _ in 0..6_000 {
+        log.append(&record).expect("append");
+    }
+    log.flush().expect("flush");
+    let after = log.storage().zero_filled_bytes();
+    assert!(
+        after <= filled + 2 * 256 * 1024,
+        "the filler went on during bulk appends: {filled} then {after} bytes"
+    );
     log.close().expect("close");
 }

@@ -1503,7 +1503,7 @@ impl Storage for DirectStorage {
             return;
         }
         if let Some(fill) = &self.fill {
-            fill.sync_before(segment);
+            fill.sync_before();
         }
         let operation = Operation {
             slot,

@@ -115,18 +115,22 @@ impl World {
     }
 }
 
+/// With writes on the ring and on IO threads.
 #[test]
 fn fill_ahead_never_writes_over_data() {
-    for fill_ahead_size_bytes in FILL_AHEAD_SIZES_BYTES {
-        writer_against_model(fill_ahead_size_bytes, 3000);
+    for io_uring in [true, false] {
+        for fill_ahead_size_bytes in FILL_AHEAD_SIZES_BYTES {
+            writer_against_model(fill_ahead_size_bytes, io_uring, 3000);
+        }
     }
 }
 
-fn writer_against_model(fill_ahead_size_bytes: u32, steps: u32) {
+fn writer_against_model(fill_ahead_size_bytes: u32, io_uring: bool, steps: u32) {
     let scratch = ScratchDir::new("fill-ahead-model");
     let options = DirectOptions {
         fill_ahead_size_bytes,
         io_thread_count: 2,
+        io_uring,
         ..DirectOptions::default()
     };
     let mut storage = DirectStorage::open(scratch.path(), &options).expect("open");

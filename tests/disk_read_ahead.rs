@@ -110,12 +110,20 @@ impl World {
     }
 }
 
+/// With writes on the ring and on IO threads.
 #[test]
 fn read_ahead_returns_what_was_written() {
+    for io_uring in [true, false] {
+        read_ahead_against_model(io_uring);
+    }
+}
+
+fn read_ahead_against_model(io_uring: bool) {
     let scratch = ScratchDir::new("read-ahead-model");
     let options = DirectOptions {
         read_ahead_size_bytes: BUFFER_SIZE_BYTES as u32,
         io_thread_count: 2,
+        io_uring,
         ..DirectOptions::default()
     };
     let mut storage = DirectStorage::open(scratch.path(), &options).expect("open");

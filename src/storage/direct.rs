@@ -22,6 +22,7 @@
 use super::fill::Filler;
 use super::prepare::Preparer;
 use super::read_ahead::ReadAhead;
+use super::uring::Uring;
 use super::{assert_aligned, AlignedBuffer, Clock, Completion, CompletionKind, SegmentId, Storage};
 use crate::error::{Error, Result};
 use crate::Lsn;
@@ -94,6 +95,11 @@ pub struct DirectOptions {
     /// syncs, as bulk appends gain nothing from it. The thread's buffer of zeros (at most 256
     /// KiB) is made at open. `O_DIRECT` only. See `src/storage/fill.rs`.
     pub fill_ahead_size_bytes: u32,
+    /// Submit background writes through io_uring, from the thread that appends, instead of
+    /// handing them to an IO thread (`src/storage/uring.rs`); syncs then run on the caller's
+    /// thread. Where the kernel refuses io_uring, the IO threads are used, as with `false`.
+    /// `O_DIRECT` only.
+    pub io_uring: bool,
 }
 
 impl Default for DirectOptions {
@@ -106,6 +112,7 @@ impl Default for DirectOptions {
             read_ahead_size_bytes: 1024 * 1024,
             segment_prepare_ahead: true,
             fill_ahead_size_bytes: 1024 * 1024,
+            io_uring: true,
         }
     }
 }
@@ -578,6 +585,8 @@ pub struct DirectStorage {
     /// Completions decided without an IO thread (read-only storage).
     completions_local: VecDeque<Completion>,
     pool: Option<Pool>,
+    /// Background writes go here when the kernel allows io_uring; the pool is not made then.
+    uring: Option<Uring>,
     read_ahead: Option<ReadAhead>,
     prepare: Option<Preparer>,
     fill: Option<Filler>,
@@ -636,10 +645,18 @@ impl DirectStorage {
         storage.temporary_files_remove()?;
         storage.segments_open(0, libc::O_RDWR)?;
         storage.directory_sync_at_open()?;
-        storage.pool = Some(
-            Pool::new(options.io_thread_count, options.operations_inflight_max)
-                .map_err(open_error("."))?,
-        );
+        if options.io_uring && mode == IoMode::Direct {
+            match Uring::new(options.operations_inflight_max) {
+                Ok(uring) => storage.uring = Some(uring),
+                Err(error) => tracing::info!(%error, "io_uring unavailable; using IO threads"),
+            }
+        }
+        if storage.uring.is_none() {
+            storage.pool = Some(
+                Pool::new(options.io_thread_count, options.operations_inflight_max)
+                    .map_err(open_error("."))?,
+            );
+        }
         storage.read_ahead_start(options)?;
         if options.segment_prepare_ahead {
             let preparer = Preparer::new(storage.dir_fd.as_raw_fd(), storage.direct_flag());
@@ -719,6 +736,7 @@ impl DirectStorage {
             inflight: 0,
             completions_local: VecDeque::with_capacity(operations as usize),
             pool: None,
+            uring: None,
             read_ahead: None,
             prepare: None,
             fill: None,
@@ -1109,10 +1127,63 @@ impl DirectStorage {
             self.completions_local.push_back(completion);
             return;
         }
+        if let Some(uring) = &mut self.uring {
+            // SAFETY: the slot owns the buffer until `poll` reaps this write's completion, and
+            // the segment's file stays open while it has operations in flight.
+            let submitted = unsafe {
+                uring.write(
+                    operation.slot,
+                    operation.fd,
+                    operation.address,
+                    operation.size_bytes,
+                    operation.offset_bytes,
+                )
+            };
+            if let Err(error) = submitted {
+                // The ring refused the submission itself (not the write): write here instead.
+                tracing::warn!(%error, "io_uring submit failed; writing on the caller's thread");
+                let completion = self.completion_from(operation_run(operation));
+                self.completions_local.push_back(completion);
+            }
+            return;
+        }
         self.pool
             .as_ref()
-            .expect("a writer has IO threads")
+            .expect("a writer has IO threads or a ring")
             .submit(operation);
+    }
+
+    /// The completion of a write reaped from the ring: `result` is the bytes written or a
+    /// negative errno. A short write (the disk filled up mid-way, say) is finished here, as
+    /// `pwrite` would be by `write_all_at`.
+    fn uring_done(&mut self, slot: u32, result: i32) -> Done {
+        let errno = match usize::try_from(result) {
+            Err(_) => -result,
+            Ok(written) => {
+                let entry = &self.slots[slot as usize];
+                let size = entry.size_bytes as usize;
+                assert!(written <= size, "io_uring wrote more than asked");
+                if written == size {
+                    0
+                } else {
+                    let index = self
+                        .segment_index(entry.segment)
+                        .expect("a segment with writes in flight stays open");
+                    let fd = self.segments[index]
+                        .file
+                        .as_ref()
+                        .map(|fd| fd.as_raw_fd())
+                        .expect("a writer's segments have files");
+                    let buffer = entry.buffer.as_ref().expect("a write owns its buffer");
+                    let rest = &buffer[written..size];
+                    match write_all_at(fd, rest, entry.offset_bytes + written as u64) {
+                        Ok(()) => 0,
+                        Err(error) => error.raw_os_error().unwrap_or(libc::EIO),
+                    }
+                }
+            }
+        };
+        Done { slot, errno }
     }
 }
 
@@ -1238,6 +1309,7 @@ impl Drop for DirectStorage {
         // Stop the IO threads (they finish what is queued) and the read-ahead before any
         // buffer or file closes.
         drop(self.pool.take());
+        drop(self.uring.take());
         drop(self.read_ahead.take());
         drop(self.prepare.take());
         drop(self.fill.take());
@@ -1516,7 +1588,7 @@ impl Storage for DirectStorage {
         // With nothing else in flight the caller is about to wait for this sync alone: run it
         // on the caller's thread and spare two thread handoffs, which cost more than the sync
         // on a busy machine (docs/disk.md).
-        if self.inflight == 1 {
+        if self.inflight == 1 || self.uring.is_some() {
             let completion = self.completion_from(operation_run(operation));
             self.completions_local.push_back(completion);
             return;
@@ -1530,6 +1602,11 @@ impl Storage for DirectStorage {
     fn poll(&mut self, wait: bool) -> Option<Completion> {
         if let Some(completion) = self.completions_local.pop_front() {
             return Some(completion);
+        }
+        if let Some(uring) = &mut self.uring {
+            let (slot, result) = uring.complete(wait)?;
+            let done = self.uring_done(slot, result);
+            return Some(self.completion_from(done));
         }
         let pool = self.pool.as_ref()?;
         let done = {

@@ -22,6 +22,8 @@ mod monitor;
 mod prepare;
 #[cfg(target_os = "linux")]
 mod read_ahead;
+#[cfg(target_os = "linux")]
+mod uring;
 
 pub use buffer::AlignedBuffer;
 #[cfg(target_os = "linux")]

@@ -62,6 +62,11 @@ pub struct BenchArgs {
     /// its last write while it syncs often; 0 turns it off, to compare.
     #[arg(long = "fill-ahead-size-bytes", value_name = "BYTES", default_value_t = DirectOptions::default().fill_ahead_size_bytes)]
     fill_ahead_size_bytes: u32,
+
+    /// The log's background writes through io_uring (`DirectOptions::io_uring`), or on IO
+    /// threads with `false`, to compare.
+    #[arg(long = "io-uring", value_name = "BOOL", default_value_t = DirectOptions::default().io_uring, action = clap::ArgAction::Set)]
+    io_uring: bool,
 }
 
 const RAW_BUFFER_SIZE_BYTES: usize = 1 << 20;
@@ -189,6 +194,7 @@ fn direct_storage(dir: &Path, config: &Config, args: &BenchArgs) -> Result<Direc
         segment_count_max: config.segment_count_max,
         read_ahead_size_bytes: config.read_buffer_size_bytes,
         fill_ahead_size_bytes: args.fill_ahead_size_bytes,
+        io_uring: args.io_uring,
         ..DirectOptions::default()
     };
     let storage = DirectStorage::open(dir, &options).map_err(|error| error.to_string())?;

@@ -64,8 +64,14 @@ impl World {
         }
         let mut buffer = self.buffers.pop().expect("a free buffer");
         let fill = rng.next() | 1;
-        for (at, byte) in buffer[..size_bytes].iter_mut().enumerate() {
-            *byte = (fill.wrapping_add(at as u64 / 8) >> (at % 8 * 8)) as u8 | 1;
+        // Never zero, and each sector stamped with where it goes (cheap in unoptimized builds).
+        buffer[..size_bytes].fill(fill as u8 | 1);
+        for (index, sector) in buffer[..size_bytes]
+            .chunks_exact_mut(self.sector)
+            .enumerate()
+        {
+            let stamp = fill ^ (offset + index * self.sector) as u64;
+            sector[..8].copy_from_slice(&stamp.to_le_bytes());
         }
         self.model[offset..offset + size_bytes].copy_from_slice(&buffer[..size_bytes]);
         self.token += 1;
@@ -92,6 +98,11 @@ impl World {
         self.storage
             .read(self.segment, 0, &mut read)
             .expect("read the segment");
+        // A slice comparison first (memcmp, fast in unoptimized test builds too); the byte
+        // only to report a mismatch.
+        if read[..] == self.model[..] {
+            return;
+        }
         if let Some(at) = (0..SEGMENT_SIZE_BYTES).find(|&at| read[at] != self.model[at]) {
             panic!(
                 "segment {}: byte {at} is {:#x}, the writer put {:#x} there (frontier {})",

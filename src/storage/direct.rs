@@ -10,9 +10,10 @@
 //! - `lock`, which a writer holds with `flock(LOCK_EX)` for as long as it is open, so that a
 //!   second writer, in this process or another, gets [`Error::Locked`].
 //!
-//! Writes and syncs run on a fixed pool of IO threads fed by bounded queues allocated at open:
-//! several writes are in flight at once and nothing is allocated per operation.
-//! `docs/disk.md` says why a thread pool and not io_uring, with the measurements.
+//! Background writes go through io_uring from the appending thread (`uring.rs`), or, where the
+//! kernel refuses it, to a fixed pool of IO threads fed by bounded queues allocated at open;
+//! waited writes and syncs run on the caller's thread. Several writes are in flight at once
+//! and nothing is allocated per operation. `docs/disk.md` has the measurements.
 //! Durability is `fdatasync` of the segment file, never a no-op and never `sync_file_range`.
 //!
 //! [`DirectStorage::open_read_only`] opens a log without the lock, for readers beside a
@@ -550,9 +551,10 @@ struct Overlay {
 /// [`DirectOptions::segment_prepare_ahead`], a thread makes the next one ahead of need and a
 /// roll only renames it.
 ///
-/// Writes and syncs run on a fixed pool of IO threads fed by bounded queues allocated at
-/// open: several writes are in flight at once and nothing is allocated per operation. Every
-/// sync is an `fdatasync` of the segment file. Reads are `pread`s; a scan's next steps are
+/// Background writes go through io_uring ([`DirectOptions::io_uring`]), or a fixed pool of IO
+/// threads where the kernel refuses it, both made at open: several writes are in flight at
+/// once and nothing is allocated per operation. Every sync is an `fdatasync` of the segment
+/// file. Reads are `pread`s; a scan's next steps are
 /// read ahead on a thread of their own ([`DirectOptions::read_ahead_size_bytes`]). Every buffer,
 /// offset and length is asserted aligned to [`Storage::sector_size_bytes`], the alignment the
 /// kernel reports for `O_DIRECT` (`statx` with `STATX_DIOALIGN`, else 4096).
@@ -1130,20 +1132,14 @@ impl DirectStorage {
         if let Some(uring) = &mut self.uring {
             // SAFETY: the slot owns the buffer until `poll` reaps this write's completion, and
             // the segment's file stays open while it has operations in flight.
-            let submitted = unsafe {
+            unsafe {
                 uring.write(
                     operation.slot,
                     operation.fd,
                     operation.address,
                     operation.size_bytes,
                     operation.offset_bytes,
-                )
-            };
-            if let Err(error) = submitted {
-                // The ring refused the submission itself (not the write): write here instead.
-                tracing::warn!(%error, "io_uring submit failed; writing on the caller's thread");
-                let completion = self.completion_from(operation_run(operation));
-                self.completions_local.push_back(completion);
+                );
             }
             return;
         }

@@ -92,9 +92,10 @@ pub struct DirectOptions {
     /// While the log syncs after small writes, keep this many bytes after its last write
     /// written with zeros, on a thread of its own, so that its syncs find blocks already
     /// written and skip marking them so (on our ext4, a 4 KiB write + `fdatasync` then takes
-    /// about two thirds of the time). 0 turns it off; so does a larger write between two
-    /// syncs, as bulk appends gain nothing from it. The thread's buffer of zeros (at most 256
-    /// KiB) is made at open. `O_DIRECT` only. See `src/storage/fill.rs`.
+    /// about two thirds of the time). 0 turns it off; so, until the next small sync, does this
+    /// many bytes written without a sync, as bulk appends gain nothing from it. The thread's
+    /// buffer of zeros (at most 64 KiB) is made at open. `O_DIRECT` only. See
+    /// `src/storage/fill.rs`.
     pub fill_ahead_size_bytes: u32,
     /// Submit background writes through io_uring, from the thread that appends, instead of
     /// handing them to an IO thread (`src/storage/uring.rs`); syncs then run on the caller's
@@ -1581,9 +1582,9 @@ impl Storage for DirectStorage {
             address: 0,
             offset_bytes: 0,
         };
-        // With nothing else in flight the caller is about to wait for this sync alone: run it
-        // on the caller's thread and spare two thread handoffs, which cost more than the sync
-        // on a busy machine (docs/disk.md).
+        // The caller is about to wait for this sync: run it on its thread, sparing two thread
+        // handoffs, which cost more than the sync on a busy machine (docs/disk.md), when
+        // nothing else is in flight, and always with io_uring, which makes no IO threads.
         if self.inflight == 1 || self.uring.is_some() {
             let completion = self.completion_from(operation_run(operation));
             self.completions_local.push_back(completion);

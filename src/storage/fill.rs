@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 
 /// The largest chunk the filler writes at once: small enough that a sync queued behind it
 /// waits little (about 0.05 ms at 1.4 GB/s).
-pub const FILL_CHUNK_SIZE_BYTES_MAX: u32 = 64 * 1024;
+const FILL_CHUNK_SIZE_BYTES_MAX: u32 = 64 * 1024;
 
 /// Chunks start and end on multiples of this (or of the sector, if larger): a filesystem
 /// block, so that a chunk never shares a block with a write of the log still in flight.
@@ -100,6 +100,8 @@ impl State {
     fn chunk_next(&self, geometry: Geometry) -> Option<(RawFd, SegmentId, u64, u64)> {
         let target = self.target.as_ref().filter(|_| self.wanted)?;
         let (start, end) = chunk_next(target, geometry)?;
+        // The safety of the log's data: zeros only past everything submitted to the segment.
+        assert!(start >= target.frontier_bytes && end <= target.limit_bytes);
         Some((target.fd, target.segment, start, end))
     }
 }

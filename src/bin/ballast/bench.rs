@@ -338,9 +338,8 @@ fn latency_case(
     let storage = direct_storage(&dir, &config, args)?;
     let mut log = Log::open(config, storage).map_err(|error| error.to_string())?;
     let raw_size = u64::from(args.samples) * LATENCY_WRITE_SIZE_BYTES as u64;
-    let raw = raw_file(&scratch.join("latency-raw"), raw_size)?;
-    let raw_written = raw_file(&scratch.join("latency-raw-written"), raw_size)?;
-    blocks_write(&raw_written, raw_size, pool)?;
+    let raw = raw_sync_file(&scratch.join("latency-raw"), raw_size, false, pool)?;
+    let raw_written = raw_sync_file(&scratch.join("latency-raw-written"), raw_size, true, pool)?;
     let mut buffer = AlignedBuffer::new(LATENCY_WRITE_SIZE_BYTES, ALIGNMENT_BYTES);
     buffer.copy_from_slice(&pool[..LATENCY_WRITE_SIZE_BYTES]);
     let mut histograms = [histogram(), histogram(), histogram()];
@@ -365,6 +364,24 @@ fn latency_case(
     }
     log.close().map_err(|error| error.to_string())?;
     Ok(histograms)
+}
+
+/// A file for a raw write + sync loop: preallocated to `size_bytes`, its blocks `written`
+/// once first or left fresh, and synced, as the log's segments are made before their first
+/// write.
+fn raw_sync_file(
+    path: &Path,
+    size_bytes: u64,
+    written: bool,
+    pool: &[u8],
+) -> Result<std::fs::File, String> {
+    let file = raw_file(path, size_bytes)?;
+    if written {
+        blocks_write(&file, size_bytes, pool)?;
+    }
+    file.sync_all()
+        .map_err(|error| format!("raw fsync: {error}"))?;
+    Ok(file)
 }
 
 /// Writes every block of `file` (the first `size_bytes`) once and syncs, so that later writes
@@ -589,13 +606,7 @@ fn raw_sync_case(
     pool: &[u8],
 ) -> Result<Histogram<u64>, String> {
     let size_bytes = size_bytes.max(u64::from(samples) * LATENCY_WRITE_SIZE_BYTES as u64);
-    let raw = raw_file(path, size_bytes)?;
-    if written {
-        blocks_write(&raw, size_bytes, pool)?;
-    }
-    // As the log's segments are made: the allocation is synced before the first write.
-    raw.sync_all()
-        .map_err(|error| format!("raw fsync: {error}"))?;
+    let raw = raw_sync_file(path, size_bytes, written, pool)?;
     let mut buffer = AlignedBuffer::new(LATENCY_WRITE_SIZE_BYTES, ALIGNMENT_BYTES);
     buffer.copy_from_slice(&pool[..LATENCY_WRITE_SIZE_BYTES]);
     let mut latency = histogram();

@@ -6,28 +6,23 @@
 #![cfg(all(feature = "cli", target_os = "linux"))]
 
 mod disk_common;
+mod wait_common;
 
 use disk_common::ScratchDir;
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use wait_common::Running;
 
+/// Runs `ballast` to its end (or the deadline) with `stdin` as its input.
 fn ballast(args: &[&str], dir: &Path, stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ballast"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ballast"));
+    command
         .args(args)
         .arg("--dir")
         .arg(dir)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run ballast");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
+        .env_remove("RUST_LOG");
+    wait_common::output(&mut command, stdin, &format!("ballast {}", args.join(" ")))
+        .expect("run ballast")
 }
 
 fn success(output: &Output) -> String {
@@ -120,17 +115,18 @@ fn cat_follow_prints_records_as_they_become_durable() {
     let dir = ScratchDir::new("cli-follow");
     let log = dir.path().join("log");
     success(&ballast(&["append"], &log, b"before\n"));
-    let mut follower = Command::new(env!("CARGO_BIN_EXE_ballast"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ballast"));
+    command
         .args(["cat", "-f", "--interval-ms", "20", "--dir"])
         .arg(&log)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "before");
-    let start = Instant::now();
+        .stderr(Stdio::inherit());
+    // Killed when dropped, also when an assertion below fails, and each line is awaited with
+    // a deadline: a follower that stops printing fails the test instead of hanging it.
+    let mut follower = Running::start(&mut command, "ballast cat -f").expect("run ballast");
+    let mut lines = follower.stdout();
+    assert_eq!(lines.line().as_deref(), Some("before"));
     for round in 0..3 {
         let record = format!("follow {round}");
         success(&ballast(
@@ -138,22 +134,20 @@ fn cat_follow_prints_records_as_they_become_durable() {
             &log,
             format!("{record}\n").as_bytes(),
         ));
-        assert_eq!(lines.next().unwrap().unwrap(), record);
+        assert_eq!(lines.line(), Some(record));
     }
-    assert!(start.elapsed() < Duration::from_secs(30));
-    follower.kill().unwrap();
-    follower.wait().unwrap();
+    follower.kill();
 }
 
 #[test]
 fn demo_on_disk_survives_a_real_kill() {
     let dir = ScratchDir::new("cli-demo");
-    let output = Command::new(env!("CARGO_BIN_EXE_ballast"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ballast"));
+    command
         .args(["demo", "--records", "5000", "--dir"])
         .arg(dir.path().join("log"))
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
+        .env_remove("RUST_LOG");
+    let output = wait_common::output(&mut command, b"", "ballast demo").expect("run ballast");
     let stdout = success(&output);
     assert!(stdout.contains("SIGKILL"), "{stdout}");
     assert!(stdout.contains("verified"), "{stdout}");
@@ -162,12 +156,12 @@ fn demo_on_disk_survives_a_real_kill() {
 #[test]
 fn bench_producers_reports_every_case_against_both_references() {
     let dir = ScratchDir::new("cli-bench");
-    let output = Command::new(env!("CARGO_BIN_EXE_ballast"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ballast"));
+    command
         .args(["bench", "--producers", "3", "--samples", "100", "--dir"])
         .arg(dir.path())
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
+        .env_remove("RUST_LOG");
+    let output = wait_common::output(&mut command, b"", "ballast bench").expect("run ballast");
     let stdout = success(&output);
     let row = |prefix: &str| -> Vec<String> {
         let line = stdout

@@ -6,13 +6,14 @@
 #![cfg(target_os = "linux")]
 
 mod disk_common;
+mod wait_common;
 
 use ballast_log::storage::{
     AlignedBuffer, CompletionKind, DirectOptions, DirectStorage, SegmentId, Storage,
 };
 use ballast_log::{Config, Log};
 use disk_common::{Rng, ScratchDir};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SEGMENT_SIZE_BYTES: usize = 2 * 1024 * 1024;
 const BURST_SIZE_BYTES: usize = 128 * 1024;
@@ -184,11 +185,23 @@ fn writer_against_model(fill_ahead_size_bytes: u32, io_uring: bool, steps: u32) 
             world.roll(&mut rng);
         }
     }
+    // The filler runs on a thread of its own, whenever it is scheduled: on a loaded machine
+    // the steps above may all pass before it first runs. Small writes and syncs go on until it
+    // has written something, so that the outcome does not depend on the scheduling.
+    let what =
+        format!("fill-ahead {fill_ahead_size_bytes}: the small syncs to make the filler run");
+    wait_common::poll_until(&what, Duration::from_millis(10), || {
+        if world.storage.zero_filled_bytes() > 0 {
+            return Some(());
+        }
+        if world.frontier_bytes + BURST_SIZE_BYTES > SEGMENT_SIZE_BYTES {
+            world.roll(&mut rng);
+        }
+        world.write(&mut rng, world.sector);
+        world.sync();
+        None
+    });
     world.check();
-    assert!(
-        world.storage.zero_filled_bytes() > 0,
-        "fill-ahead {fill_ahead_size_bytes}: the small syncs never made the filler run"
-    );
 }
 
 fn config() -> Config {
@@ -205,16 +218,29 @@ fn options() -> DirectOptions {
     }
 }
 
-/// Waits, at most a generous while, for the filler to have written at least `bytes`.
-fn filled_wait(log: &Log<DirectStorage>, bytes: u64) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+/// Appends (with `append`) and flushes one small record at a time until the filler has
+/// written at least `bytes` in all, and returns what it has written.
+///
+/// Once it has caught up, the filler keeps a whole fill-ahead written past the last write, so
+/// a writer that syncs often soon makes it write that much. But it runs on a thread of its own,
+/// and on a loaded machine it may have been left behind until the last write, and then stop
+/// short of a fill-ahead: only more small syncs make it go on. So this drives the log rather
+/// than waiting, and the outcome does not depend on how the threads were scheduled.
+fn small_syncs_until_filled(
+    log: &mut Log<DirectStorage>,
+    bytes: u64,
+    mut append: impl FnMut(&mut Log<DirectStorage>),
+) -> u64 {
+    let what = format!("the filler to write {bytes} bytes");
+    wait_common::poll_until(&what, Duration::from_millis(10), || {
         let filled = log.storage().zero_filled_bytes();
-        if filled >= bytes || Instant::now() >= deadline {
-            return filled;
+        if filled >= bytes {
+            return Some(filled);
         }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+        append(log);
+        log.flush().expect("flush");
+        None
+    })
 }
 
 #[test]
@@ -222,19 +248,20 @@ fn small_syncs_fill_ahead_and_every_record_survives() {
     let scratch = ScratchDir::new("fill-ahead-log");
     let seed = 7;
     let mut record = Vec::new();
-    let count = 400;
+    let mut count = 0;
     {
         let storage = DirectStorage::open(scratch.path(), &options()).expect("open");
         let mut log = Log::open(config(), storage).expect("open the log");
-        for lsn in 0..count {
-            disk_common::record(seed, lsn, &mut record);
-            assert_eq!(log.append(&record).expect("append"), lsn);
+        let mut append = |log: &mut Log<DirectStorage>| {
+            disk_common::record(seed, count, &mut record);
+            assert_eq!(log.append(&record).expect("append"), count);
+            count += 1;
+        };
+        for _ in 0..400 {
+            append(&mut log);
             log.flush().expect("flush");
         }
-        // The filler keeps a whole fill-ahead written past the last write, so once it has
-        // caught up it has written at least that much.
-        let filled = filled_wait(&log, 256 * 1024);
-        assert!(filled >= 256 * 1024, "the filler wrote {filled} bytes");
+        small_syncs_until_filled(&mut log, 256 * 1024, append);
         log.close().expect("close");
     }
     let storage = DirectStorage::open(scratch.path(), &options()).expect("reopen");
@@ -280,10 +307,13 @@ fn bulk_after_small_syncs_stops_filling() {
         log.append(&record).expect("append");
         log.flush().expect("flush");
     }
-    let filled = filled_wait(&log, 256 * 1024);
-    assert!(filled >= 256 * 1024, "the filler wrote {filled} bytes");
+    let filled = small_syncs_until_filled(&mut log, 256 * 1024, |log| {
+        log.append(&record).expect("append");
+    });
     // A segment and a half of bulk with no sync: the filler stops once a fill-ahead has been
-    // written without a sync, so it adds at most about one more fill-ahead.
+    // written without a sync. It never fills past one fill-ahead beyond the last write, so it
+    // adds at most what it had yet to catch up when `filled` was read (less than a fill-ahead
+    // past the last small write, however far behind it was) and one fill-ahead of bulk.
     for _ in 0..6_000 {
         log.append(&record).expect("append");
     }

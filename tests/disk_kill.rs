@@ -3,6 +3,12 @@
 //! reopens the log, checks that every acknowledged record is present and intact, and that
 //! appending carries on from the recovered end.
 //!
+//! The moments follow the writer's own progress, not the clock alone, so that a slow or
+//! loaded machine kills at the same kind of moments as a fast one: most kills come a seeded
+//! random while after the writer's first acknowledgement, in the middle of its stream of
+//! appends and flushes; the others come within the time the last writer took to reach its
+//! first acknowledgement, so that they land while it starts, opens and recovers the log.
+//!
 //! The writer is this very test binary, started again with `BALLAST_KILL_CHILD_DIR` set: the
 //! `kill_child` test then becomes the writer and never returns. 200 kills by default;
 //! `BALLAST_KILLS=1000` runs more, `BALLAST_KILL_SEED=N` picks other moments.
@@ -13,23 +19,27 @@
 #![cfg(target_os = "linux")]
 
 mod disk_common;
+mod wait_common;
 
 use ballast_log::storage::{DirectOptions, DirectStorage, Storage};
 use ballast_log::{Config, Durability, Log, Lsn, SharedLog, SharedOptions};
 use disk_common::{record, ScratchDir};
 use std::collections::HashMap;
-use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use wait_common::{Pipe, Running};
 
 const CHILD_DIR: &str = "BALLAST_KILL_CHILD_DIR";
 const CHILD_PIPE: &str = "BALLAST_KILL_CHILD_PIPE";
 const CHILD_GENERATION: &str = "BALLAST_KILL_CHILD_GENERATION";
 const KILLS_DEFAULT: u64 = 200;
-/// The writer lives at most this long before it is killed.
+/// The writer lives at most this long after its first acknowledgement before it is killed.
 const LIFE_US_MAX: u64 = 60_000;
+/// One kill in this many comes while the writer starts rather than after its first
+/// acknowledgement.
+const STARTUP_KILL_EVERY: u64 = 4;
 /// Segments the writer keeps; it drops older ones, so that each check stays small.
 const SEGMENTS_KEPT: usize = 4;
 const SEED_RECORDS: u64 = 0x5EED;
@@ -86,28 +96,60 @@ fn kill_child() {
     }
 }
 
-/// Starts the writer, lets it live for `life`, kills it, and returns the highest watermark
-/// it acknowledged (0 if none).
-fn writer_run_and_kill(dir: &std::path::Path, life: Duration) -> Lsn {
-    let reports = child_run_and_kill(dir, life, "kill_child", 0);
-    let whole = reports.len() / 8 * 8;
-    reports[..whole]
+/// When a writer is killed: a while after it was started, or a while after its first report.
+#[derive(Clone, Copy, Debug)]
+enum KillAt {
+    AfterStart(Duration),
+    AfterFirstReport(Duration),
+}
+
+/// Draws the moment of kill number `kill`. `startup` is how long the last writer took from
+/// its start to its first report: kills within it land while a writer starts, opens and
+/// recovers the log, on a slow machine as on a fast one. Which kills do so follows from
+/// `kill` alone, so that most kills come after a first report, whatever the seed.
+fn kill_at_draw(state: &mut u64, kill: u64, startup: Duration) -> KillAt {
+    if kill % STARTUP_KILL_EVERY == STARTUP_KILL_EVERY - 1 {
+        let startup_us = u64::try_from(startup.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        KillAt::AfterStart(Duration::from_micros(splitmix(state) % startup_us))
+    } else {
+        KillAt::AfterFirstReport(Duration::from_micros(splitmix(state) % LIFE_US_MAX))
+    }
+}
+
+/// What a killed writer left: every byte it reported, and how long it took from its start to
+/// its first report, if it got that far.
+struct Killed {
+    reports: Vec<u8>,
+    startup: Option<Duration>,
+}
+
+/// Starts the writer, kills it at `kill_at`, and returns the highest watermark it
+/// acknowledged (0 if none), and its time to its first report.
+fn writer_run_and_kill(dir: &std::path::Path, kill_at: KillAt) -> (Lsn, Option<Duration>) {
+    let killed = child_run_and_kill(dir, kill_at, "kill_child", 0, 8);
+    let whole = killed.reports.len() / 8 * 8;
+    let acknowledged = killed.reports[..whole]
         .chunks_exact(8)
         .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
         .fold(0, |max, lsn| {
             assert!(lsn >= max, "watermarks only grow");
             lsn
-        })
+        });
+    (acknowledged, killed.startup)
 }
 
-/// Starts the test `child` as a writer in its own process, lets it live for `life`, kills it
-/// with SIGKILL, and returns every byte it reported on its pipe.
+/// Starts the test `child` as a writer in its own process, kills it with SIGKILL at `kill_at`
+/// (`report_size_bytes` is the size of one report: the first whole one starts the clock of a
+/// kill after the first report), and returns what it reported on its pipe.
 fn child_run_and_kill(
     dir: &std::path::Path,
-    life: Duration,
+    kill_at: KillAt,
     child: &str,
     generation: u64,
-) -> Vec<u8> {
+    report_size_bytes: usize,
+) -> Killed {
     let mut fds = [0i32; 2];
     // SAFETY: `fds` has room for two descriptors. O_CLOEXEC on both: the child gets its copy
     // of the write end through `pre_exec` below.
@@ -124,7 +166,7 @@ fn child_run_and_kill(
         .env(CHILD_PIPE, write_fd.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(Stdio::piped());
     // SAFETY: between fork and exec only async-signal-safe calls: fcntl clears close-on-exec
     // on the write end.
     unsafe {
@@ -135,25 +177,46 @@ fn child_run_and_kill(
             Ok(())
         });
     }
-    let mut child = command.spawn().expect("start the writer");
+    // Killed when dropped, so that a failing check below leaves no writer running.
+    let mut writer =
+        Running::start(&mut command, format!("the writer {child}")).expect("start the writer");
+    let started = Instant::now();
     drop(write_end);
-    std::thread::sleep(life);
-    child.kill().expect("SIGKILL the writer");
-    let status = child.wait().expect("reap the writer");
+    let mut reports = Pipe::new(std::fs::File::from(read_end), "the writer's reports");
+    let mut stderr = writer.stderr();
+    let mut startup = None;
+    match kill_at {
+        KillAt::AfterStart(life) => std::thread::sleep(life),
+        KillAt::AfterFirstReport(life) => {
+            if !reports.wait_bytes(report_size_bytes) {
+                let status = writer.wait();
+                panic!(
+                    "the writer ended ({status}) before its first report:\n{}",
+                    String::from_utf8_lossy(stderr.wait_end())
+                );
+            }
+            startup = Some(started.elapsed());
+            std::thread::sleep(life);
+        }
+    }
+    let status = writer.kill();
     assert!(
         status.code().is_none(),
-        "the writer exited on its own ({status}): it failed before the kill"
+        "the writer exited on its own ({status}): it failed before the kill:\n{}",
+        String::from_utf8_lossy(stderr.wait_end())
     );
-    let mut reports = Vec::new();
-    std::fs::File::from(read_end)
-        .read_to_end(&mut reports)
-        .expect("read the reports");
-    reports
+    Killed {
+        reports: reports.wait_end().to_vec(),
+        startup,
+    }
 }
 
 /// Reopens the log after a kill and checks it: every acknowledged record is there and intact,
 /// nothing else is wrong, and appends continue at the recovered end.
 fn check_after_kill(dir: &std::path::Path, acknowledged: Lsn, buffer: &mut Vec<u8>) -> (Lsn, Lsn) {
+    // The next writer takes the directory's lock after this check: no child may start while
+    // the check holds it, or that child could keep it from the next writer.
+    let _held = wait_common::directory_lock_hold();
     let storage = DirectStorage::open(dir, &DirectOptions::default()).expect("reopen storage");
     let mut log = Log::open(config(), storage).expect("recovery after SIGKILL");
     let (first, next) = (log.first_lsn(), log.next_lsn());
@@ -200,9 +263,11 @@ fn acknowledged_records_survive_sigkill() {
     let mut durable_count: u64 = 0;
     let mut unacknowledged_kept: u64 = 0;
     let start = Instant::now();
+    let mut startup = Duration::from_micros(LIFE_US_MAX);
     for kill in 0..kills {
-        let life = Duration::from_micros(splitmix(&mut state) % LIFE_US_MAX);
-        let acknowledged = writer_run_and_kill(dir.path(), life);
+        let kill_at = kill_at_draw(&mut state, kill, startup);
+        let (acknowledged, startup_measured) = writer_run_and_kill(dir.path(), kill_at);
+        startup = startup_measured.unwrap_or(startup);
         if acknowledged > 0 {
             durable_count += 1;
         }
@@ -238,7 +303,6 @@ fn acknowledged_records_survive_sigkill() {
 
 const SHARED_PRODUCERS: u64 = 6;
 const SHARED_KILLS_DEFAULT: u64 = 60;
-const SHARED_LIFE_US_MIN: u64 = 20_000;
 /// A report on the pipe: LSN, producer, sequence number, each a little-endian `u64`.
 const REPORT_SIZE_BYTES: usize = 24;
 
@@ -349,6 +413,8 @@ fn check_shared_after_kill(
     dir: &std::path::Path,
     acknowledged: &HashMap<Lsn, (u64, u64, u64)>,
 ) -> Lsn {
+    // As in `check_after_kill`: no child may start while this check holds the lock.
+    let _held = wait_common::directory_lock_hold();
     let storage = DirectStorage::open(dir, &DirectOptions::default()).expect("reopen storage");
     let mut log = Log::open(config(), storage).expect("recovery after SIGKILL");
     let (first, next) = (log.first_lsn(), log.next_lsn());
@@ -400,10 +466,18 @@ fn acknowledged_records_of_many_producers_survive_sigkill() {
     let dir = ScratchDir::new("kill-shared");
     let mut acknowledged: HashMap<Lsn, (u64, u64, u64)> = HashMap::new();
     let mut acknowledging_writers = 0;
+    let mut startup = Duration::from_micros(LIFE_US_MAX);
     for generation in 1..=kills {
-        // Longer lives than the single writer's: the shared writer also starts its threads.
-        let life = Duration::from_micros(SHARED_LIFE_US_MIN + splitmix(&mut state) % LIFE_US_MAX);
-        let reports = child_run_and_kill(dir.path(), life, "kill_child_shared", generation);
+        let kill_at = kill_at_draw(&mut state, generation, startup);
+        let killed = child_run_and_kill(
+            dir.path(),
+            kill_at,
+            "kill_child_shared",
+            generation,
+            REPORT_SIZE_BYTES,
+        );
+        startup = killed.startup.unwrap_or(startup);
+        let reports = killed.reports;
         let whole = reports.len() / REPORT_SIZE_BYTES * REPORT_SIZE_BYTES;
         let before = acknowledged.len();
         for report in reports[..whole].chunks_exact(REPORT_SIZE_BYTES) {

@@ -4,29 +4,60 @@
 #![cfg(target_os = "linux")]
 
 mod disk_common;
+mod wait_common;
 
-use ballast_log::storage::{DirectOptions, DirectStorage, LOCK_FILE_NAME};
+use ballast_log::storage::{DirectOptions, DirectStorage, LOCK_FILE_NAME, TEMPORARY_FILE_SUFFIX};
 use ballast_log::{Error, Log};
 use disk_common::{config_disk, ScratchDir};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use wait_common::Running;
 
 const CHILD_DIR: &str = "BALLAST_LOCK_CHILD_DIR";
 const HELD: &str = "BALLAST-LOCK-HELD";
 
 /// Every file of the directory with its bytes, to check that a refused open wrote nothing.
+/// Temporary files are left out: the writer holding the lock makes its spare segment
+/// (`spare.segment.tmp`) ahead of need on a thread of its own, whenever that thread runs, so
+/// it may appear between two snapshots; a refused open fails before it could touch one.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
-        .map(|entry| {
+        .filter_map(|entry| {
             let entry = entry.unwrap();
             let name = entry.file_name().to_string_lossy().into_owned();
-            (name, std::fs::read(entry.path()).unwrap())
+            if name.ends_with(TEMPORARY_FILE_SUFFIX) {
+                return None;
+            }
+            Some((name, std::fs::read(entry.path()).unwrap()))
         })
         .collect();
     files.sort();
     files
+}
+
+/// What differs between two snapshots, one line per file, for a readable failure message.
+fn snapshot_changes(before: &[(String, Vec<u8>)], after: &[(String, Vec<u8>)]) -> Vec<String> {
+    let mut changes = Vec::new();
+    for (name, bytes) in before {
+        match after.iter().find(|(other, _)| other == name) {
+            None => changes.push(format!("{name}: removed")),
+            Some((_, now)) if now.len() != bytes.len() => {
+                changes.push(format!("{name}: {} bytes, then {}", bytes.len(), now.len()));
+            }
+            Some((_, now)) => {
+                if let Some(at) = (0..bytes.len()).find(|&at| bytes[at] != now[at]) {
+                    changes.push(format!("{name}: first changed at byte {at}"));
+                }
+            }
+        }
+    }
+    for (name, _) in after {
+        if !before.iter().any(|(other, _)| other == name) {
+            changes.push(format!("{name}: added"));
+        }
+    }
+    changes
 }
 
 fn assert_locked(result: ballast_log::Result<DirectStorage>, dir: &Path) {
@@ -39,6 +70,9 @@ fn assert_locked(result: ballast_log::Result<DirectStorage>, dir: &Path) {
 
 #[test]
 fn second_writer_in_this_process_is_locked_out() {
+    // The directory is opened again below: no other test may start a child meanwhile, or the
+    // child could keep the lock a moment after this test has let it go.
+    let _held = wait_common::directory_lock_hold();
     let dir = ScratchDir::new("lock-in-process");
     let options = DirectOptions::default();
     let mut log = Log::open(
@@ -50,11 +84,8 @@ fn second_writer_in_this_process_is_locked_out() {
     log.flush().unwrap();
     let before = snapshot(dir.path());
     assert_locked(DirectStorage::open(dir.path(), &options), dir.path());
-    assert_eq!(
-        snapshot(dir.path()),
-        before,
-        "the refused writer wrote nothing"
-    );
+    let changes = snapshot_changes(&before, &snapshot(dir.path()));
+    assert!(changes.is_empty(), "the refused writer wrote: {changes:?}");
     let message = DirectStorage::open(dir.path(), &options)
         .unwrap_err()
         .to_string();
@@ -92,7 +123,8 @@ fn lock_holder_child() {
 #[test]
 fn second_writer_in_another_process_is_locked_out() {
     let dir = ScratchDir::new("lock-other-process");
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args([
             "--exact",
             "lock_holder_child",
@@ -102,14 +134,10 @@ fn second_writer_in_another_process_is_locked_out() {
         .env(CHILD_DIR, dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let held = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line.contains(HELD));
+        .stderr(Stdio::inherit());
+    let mut child = Running::start(&mut command, "the lock holder").unwrap();
+    let mut stdout = child.stdout();
+    let held = std::iter::from_fn(|| stdout.line()).any(|line| line.contains(HELD));
     assert!(held, "the child did not take the lock");
     let before = snapshot(dir.path());
     assert!(before.iter().any(|(name, _)| name == LOCK_FILE_NAME));
@@ -117,13 +145,9 @@ fn second_writer_in_another_process_is_locked_out() {
         DirectStorage::open(dir.path(), &DirectOptions::default()),
         dir.path(),
     );
-    assert_eq!(
-        snapshot(dir.path()),
-        before,
-        "the refused writer wrote nothing"
-    );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let changes = snapshot_changes(&before, &snapshot(dir.path()));
+    assert!(changes.is_empty(), "the refused writer wrote: {changes:?}");
+    child.kill();
     // The kernel released the dead writer's lock: the directory opens, with its record.
     let storage = DirectStorage::open(dir.path(), &DirectOptions::default()).unwrap();
     let mut log = Log::open(config_disk(), storage).unwrap();

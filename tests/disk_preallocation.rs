@@ -5,6 +5,7 @@
 #![cfg(target_os = "linux")]
 
 mod disk_common;
+mod wait_common;
 
 use ballast_log::storage::{
     segment_file_name, AlignedBuffer, DirectOptions, DirectStorage, Storage,
@@ -12,6 +13,7 @@ use ballast_log::storage::{
 use ballast_log::Log;
 use disk_common::{config_disk, ScratchDir};
 use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
 
 #[test]
 fn segments_are_allocated_at_creation() {
@@ -94,18 +96,16 @@ fn half_made_files_are_removed_at_open() {
     assert!(storage.segment_list().unwrap().is_empty());
 }
 
-/// Waits until the spare segment file exists with `size_bytes`, and returns its inode.
+/// Waits until the spare segment file exists with `size_bytes`, and returns its inode. The
+/// preparer makes it on a thread of its own, so this waits for the file, not for a guessed
+/// time; the deadline only catches a preparer that never makes it.
 fn spare_wait(dir: &std::path::Path, size_bytes: u64) -> u64 {
     let path = dir.join("spare.segment.tmp");
-    for _ in 0..500 {
-        if let Ok(metadata) = std::fs::metadata(&path) {
-            if metadata.len() == size_bytes {
-                return metadata.ino();
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("no spare segment of {size_bytes} bytes was made");
+    let what = format!("a spare segment of {size_bytes} bytes");
+    wait_common::poll_until(&what, Duration::from_millis(1), || {
+        let metadata = std::fs::metadata(&path).ok()?;
+        (metadata.len() == size_bytes).then(|| metadata.ino())
+    })
 }
 
 #[test]
@@ -150,6 +150,8 @@ fn without_prepare_ahead_no_spare_is_made() {
     let mut storage = DirectStorage::open(dir.path(), &options).unwrap();
     storage.segment_create(0, 1 << 20).unwrap();
     storage.segment_create(1 << 20, 1 << 20).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    // A pause that a wrongly started preparer could use to show itself. It cannot fail a
+    // correct build however long the machine makes it; it only gives the check its teeth.
+    std::thread::sleep(Duration::from_millis(100));
     assert!(!dir.path().join("spare.segment.tmp").exists());
 }

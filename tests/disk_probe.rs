@@ -10,6 +10,7 @@
 #![cfg(target_os = "linux")]
 
 mod disk_common;
+mod wait_common;
 
 use ballast_log::storage::{DirectOptions, DirectStorage, IoMode, Storage};
 use ballast_log::{Error, Log};
@@ -114,12 +115,13 @@ fn filesystem_refusing_o_direct_is_a_typed_error() {
         return;
     }
     let dir = ScratchDir::new("probe-ramfs");
-    let output = Command::new("unshare")
+    let mut command = Command::new("unshare");
+    command
         .args(["--user", "--map-root-user", "--mount", "--"])
         .arg(std::env::current_exe().unwrap())
         .args(["--exact", "probe_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_DIR, dir.path())
-        .output();
+        .env(CHILD_DIR, dir.path());
+    let output = wait_common::output(&mut command, b"", "the probe child in a namespace");
     let output = match output {
         Ok(output) => output,
         Err(error) => {

@@ -21,6 +21,8 @@ pub const RECORD_SIZE_BYTES_MAX: u32 = 256 * 1024 * 1024;
 pub const WRITE_BUFFER_COUNT_MAX: u32 = 64;
 /// Most segments a log may track; bounds the segment table and its index.
 pub const SEGMENT_COUNT_MAX: u32 = 1 << 16;
+/// How long a log stays idle, by default, before it attests its last flush: one second.
+pub const ATTEST_IDLE_NS_DEFAULT: u64 = 1_000_000_000;
 
 /// What recovery may drop when it finds a block that is not valid.
 ///
@@ -56,6 +58,13 @@ pub struct Config {
     pub write_buffer_size_bytes: u32,
     /// How many write buffers exist, so how many writes may be in flight at once.
     pub write_buffer_count: u32,
+    /// The most bytes the log keeps written and not yet durable. Before a write would take it
+    /// past this, the log waits for its writes and syncs them (during bulk appends, one sync
+    /// per window; a flush syncs anyway). This bounds what a crash can cut, and recovery
+    /// relies on it: a valid block a window past a damaged one proves that the damaged one
+    /// had been synced, so the damage is corruption, not a torn write (`docs/recovery.md`).
+    /// At least `write_buffer_count * write_buffer_size_bytes`.
+    pub window_size_bytes: u64,
     /// Largest record accepted by `append`. A record never spans segments, so it must fit in
     /// one empty segment together with its framing.
     pub record_size_bytes_max: u32,
@@ -68,6 +77,13 @@ pub struct Config {
     /// Flush by itself (on the next `append` or `tick`) once the oldest unflushed record is
     /// this old, on the storage's clock.
     pub flush_timeout_ns: Option<u64>,
+    /// Attest an idle log: once every record is durable and nothing new was made durable for
+    /// this long (storage clock), the next [`tick`](crate::Log::tick) writes an attestation
+    /// (one sector and one sync), after which damage to any durable record is reported by
+    /// recovery rather than read as a torn tail. `None` leaves the last flush of an idle log
+    /// unattested until the next flush or `close`. [`SharedLog`](crate::SharedLog) ticks by
+    /// itself; a [`Log`](crate::Log) used directly must be ticked when idle.
+    pub attest_idle_ns: Option<u64>,
     /// What recovery may drop.
     pub recovery_mode: RecoveryMode,
 }
@@ -80,11 +96,13 @@ impl Default for Config {
             segment_size_bytes: 64 * 1024 * 1024,
             write_buffer_size_bytes: 1024 * 1024,
             write_buffer_count: 4,
+            window_size_bytes: 16 * 1024 * 1024,
             record_size_bytes_max: 1024 * 1024,
             segment_count_max: 256,
             read_buffer_size_bytes: 1024 * 1024,
             flush_size_bytes: None,
             flush_timeout_ns: None,
+            attest_idle_ns: Some(ATTEST_IDLE_NS_DEFAULT),
             recovery_mode: RecoveryMode::Strict,
         }
     }
@@ -194,6 +212,13 @@ impl Config {
             "write_buffer_count",
             "must be between 1 and 64",
         )?;
+        let buffers_bytes =
+            u64::from(self.write_buffer_count) * u64::from(self.write_buffer_size_bytes);
+        check(
+            self.window_size_bytes >= buffers_bytes,
+            "window_size_bytes",
+            "must be at least write_buffer_count * write_buffer_size_bytes",
+        )?;
         check(
             (2..=SEGMENT_COUNT_MAX).contains(&self.segment_count_max),
             "segment_count_max",
@@ -216,6 +241,11 @@ impl Config {
         check(
             self.flush_timeout_ns != Some(0),
             "flush_timeout_ns",
+            "must be positive when set",
+        )?;
+        check(
+            self.attest_idle_ns != Some(0),
+            "attest_idle_ns",
             "must be positive when set",
         )
     }

@@ -51,6 +51,40 @@ pub enum IoOperation {
     Sync,
 }
 
+/// What the operating system (or the storage) said when an IO failed: kept when a failure
+/// stops the log, so that every later call says why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoCause {
+    /// The error's kind.
+    pub kind: io::ErrorKind,
+    /// The OS error number (`errno`), when the error came from the OS.
+    pub errno: Option<i32>,
+}
+
+impl IoCause {
+    /// The cause of an IO error.
+    pub fn of(error: &io::Error) -> IoCause {
+        IoCause {
+            kind: error.kind(),
+            errno: error.raw_os_error(),
+        }
+    }
+
+    /// An `io::Error` with the same errno (or kind).
+    pub fn to_io_error(self) -> io::Error {
+        match self.errno {
+            Some(errno) => io::Error::from_raw_os_error(errno),
+            None => io::Error::from(self.kind),
+        }
+    }
+}
+
+impl fmt::Display for IoCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_io_error())
+    }
+}
+
 /// The library's error.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -111,6 +145,8 @@ pub enum Error {
         operation: IoOperation,
         /// The segment involved.
         segment: u64,
+        /// What the storage said: the OS error (errno) or its kind.
+        cause: IoCause,
     },
     /// A record is larger than `Config::record_size_bytes_max`.
     RecordTooLarge {
@@ -218,9 +254,14 @@ impl fmt::Display for Error {
                 }
                 write!(f, ": {source}")
             }
-            Error::Failed { operation, segment } => write!(
+            Error::Failed {
+                operation,
+                segment,
+                cause,
+            } => write!(
                 f,
-                "log stopped after a failed {operation:?} on segment {segment}; reopen to recover"
+                "log stopped after a failed {operation:?} on segment {segment} ({cause}); \
+                 reopen to recover"
             ),
             Error::RecordTooLarge {
                 size_bytes,
@@ -315,9 +356,14 @@ impl Error {
                 offset_bytes: *offset_bytes,
                 source: io(source),
             },
-            Error::Failed { operation, segment } => Error::Failed {
+            Error::Failed {
+                operation,
+                segment,
+                cause,
+            } => Error::Failed {
                 operation: *operation,
                 segment: *segment,
+                cause: *cause,
             },
             Error::RecordTooLarge {
                 size_bytes,

@@ -7,8 +7,14 @@
 //! fragment's bytes. A record that does not fit in the rest of a block continues in the next
 //! block as further fragments. Everything is little-endian.
 
-/// The format this build reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+/// The log format this build writes, recorded in the metadata. Version 2 added the metadata's
+/// recovery fields (epoch, window, checkpoint, clean end); this build also opens version 1 and
+/// upgrades its metadata at the first open that writes.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest log format this build opens.
+pub const FORMAT_VERSION_MIN: u16 = 1;
+/// The layout of a block header, recorded in every header. Unchanged since format 1.
+pub const BLOCK_VERSION: u16 = 1;
 /// Marks a block header: "BLST".
 pub const BLOCK_MAGIC: u32 = u32::from_le_bytes(*b"BLST");
 /// Marks the log's metadata.
@@ -18,7 +24,11 @@ pub const BLOCK_HEADER_SIZE_BYTES: usize = 128;
 /// Size of a frame header.
 pub const FRAME_HEADER_SIZE_BYTES: usize = 4;
 /// Size of the metadata that is checksummed (the rest of its sector is zero).
-pub const METADATA_SIZE_BYTES: usize = 64;
+pub const METADATA_SIZE_BYTES: usize = 128;
+/// Size of the checksummed metadata of format version 1.
+pub const METADATA_V1_SIZE_BYTES: usize = 64;
+/// Metadata flag: the log was closed cleanly, and `Metadata::clean` says where it ended.
+pub const METADATA_FLAG_CLEAN: u16 = 1;
 /// A fragment's length is stored in 30 bits.
 pub const FRAGMENT_SIZE_BYTES_MAX: u32 = (1 << 30) - 1;
 /// LSNs stay below this bound (index keys double them).
@@ -117,7 +127,7 @@ impl BlockHeader {
         put_u32(header, 4, self.checksum_body);
         put_u32(header, 8, self.checksum_previous);
         put_u32(header, 12, BLOCK_MAGIC);
-        put_u16(header, 16, FORMAT_VERSION);
+        put_u16(header, 16, BLOCK_VERSION);
         put_u16(header, 18, self.flags);
         put_u32(header, 20, self.epoch);
         put_u64(header, 24, self.segment);
@@ -146,7 +156,7 @@ impl BlockHeader {
         if get_u32(header, 12) != BLOCK_MAGIC || get_u32(header, 0) != checksum(&header[4..]) {
             return HeaderRead::Invalid;
         }
-        if get_u16(header, 16) != FORMAT_VERSION || header[80..].iter().any(|&byte| byte != 0) {
+        if get_u16(header, 16) != BLOCK_VERSION || header[80..].iter().any(|&byte| byte != 0) {
             return HeaderRead::Invalid;
         }
         HeaderRead::Valid(BlockHeader {
@@ -293,10 +303,13 @@ pub fn segment_capacity_bytes(
     current + later_full + later_tail
 }
 
-/// The log's metadata: written once when the log is formatted, never rewritten.
+/// The log's metadata: the sizes that shape its files, and what recovery must know beyond the
+/// blocks. Rewritten whole and atomically (`Storage::metadata_write`) when the log is
+/// formatted, by every open that writes, at a clean close, and when an idle log attests at the
+/// exact end of a segment. `docs/format.md` gives the bytes; `docs/recovery.md` the use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Metadata {
-    /// The format version.
+    /// The format version (1 or 2 are read; 2 is written).
     pub format_version: u16,
     /// `Config::sector_size_bytes` at format time.
     pub sector_size_bytes: u32,
@@ -304,6 +317,32 @@ pub struct Metadata {
     pub block_size_bytes: u32,
     /// `Config::segment_size_bytes` at format time.
     pub segment_size_bytes: u64,
+    /// The highest epoch an open of this log has taken. No block on disk carries a newer one,
+    /// so the next open that writes takes a newer epoch than every block, even one it cannot
+    /// read.
+    pub epoch_max: u32,
+    /// The most bytes any writer of this log kept written and not yet synced
+    /// (`write_buffer_count * write_buffer_size_bytes` of its config, the largest seen):
+    /// a valid block this far past a damaged one proves the damaged one was synced.
+    pub window_size_bytes: u64,
+    /// Every record below this LSN was durable when the metadata was written: recovery that
+    /// ends below it has lost acknowledged records, and says so.
+    pub lsn_checkpoint: u64,
+    /// Where the log ended when it was closed cleanly; `None` once an open may have written.
+    pub clean: Option<CleanEnd>,
+}
+
+/// Where a cleanly closed log ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CleanEnd {
+    /// The last segment.
+    pub segment: u64,
+    /// Where the next block would have started in it.
+    pub offset_bytes: u64,
+    /// The LSN the next append would have taken.
+    pub lsn_next: u64,
+    /// The `checksum_header` of the last block (0 if the log held none).
+    pub checksum_last: u32,
 }
 
 /// Why metadata bytes are refused.
@@ -318,7 +357,22 @@ pub enum MetadataFault {
 }
 
 impl Metadata {
-    /// Writes the metadata into `bytes` (at least `METADATA_SIZE_BYTES`; the rest zeroed).
+    /// The metadata of a new log with these sizes: epoch 0, nothing written.
+    pub fn new(sector_size_bytes: u32, block_size_bytes: u32, segment_size_bytes: u64) -> Metadata {
+        Metadata {
+            format_version: FORMAT_VERSION,
+            sector_size_bytes,
+            block_size_bytes,
+            segment_size_bytes,
+            epoch_max: 0,
+            window_size_bytes: 0,
+            lsn_checkpoint: 0,
+            clean: None,
+        }
+    }
+
+    /// Writes the metadata into `bytes` (at least `METADATA_SIZE_BYTES`; the rest zeroed), in
+    /// the current layout, with the version `format_version` says.
     pub fn encode(&self, bytes: &mut [u8]) {
         assert!(bytes.len() >= METADATA_SIZE_BYTES);
         bytes.fill(0);
@@ -327,26 +381,64 @@ impl Metadata {
         put_u32(bytes, 16, self.sector_size_bytes);
         put_u32(bytes, 20, self.block_size_bytes);
         put_u64(bytes, 24, self.segment_size_bytes);
+        put_u32(bytes, 32, self.epoch_max);
+        put_u64(bytes, 40, self.window_size_bytes);
+        put_u64(bytes, 48, self.lsn_checkpoint);
+        if let Some(clean) = self.clean {
+            put_u16(bytes, 6, METADATA_FLAG_CLEAN);
+            put_u64(bytes, 56, clean.segment);
+            put_u64(bytes, 64, clean.offset_bytes);
+            put_u64(bytes, 72, clean.lsn_next);
+            put_u32(bytes, 80, clean.checksum_last);
+        }
         let sum = checksum(&bytes[4..METADATA_SIZE_BYTES]);
         put_u32(bytes, 0, sum);
     }
 
-    /// Reads metadata; the version is returned as found, for the caller to judge.
+    /// Reads metadata of format version 1 or 2, or of an unknown version whose checksum holds
+    /// over the current layout; the version is returned as found, for the caller to judge.
+    /// Version 1 reads with every recovery field zero.
     pub fn decode(bytes: &[u8]) -> Result<Metadata, MetadataFault> {
         if bytes.len() < METADATA_SIZE_BYTES || bytes[8..16] != METADATA_MAGIC {
             return Err(MetadataFault::Magic);
         }
-        if get_u32(bytes, 0) != checksum(&bytes[4..METADATA_SIZE_BYTES]) {
+        let stored = get_u32(bytes, 0);
+        let version = get_u16(bytes, 4);
+        let sizes = Metadata::new(get_u32(bytes, 16), get_u32(bytes, 20), get_u64(bytes, 24));
+        if version == 1 && stored == checksum(&bytes[4..METADATA_V1_SIZE_BYTES]) {
+            if get_u16(bytes, 6) != 0 || bytes[32..].iter().any(|&byte| byte != 0) {
+                return Err(MetadataFault::Reserved);
+            }
+            return Ok(Metadata {
+                format_version: 1,
+                ..sizes
+            });
+        }
+        if stored != checksum(&bytes[4..METADATA_SIZE_BYTES]) {
             return Err(MetadataFault::Checksum);
         }
-        if get_u16(bytes, 6) != 0 || bytes[32..].iter().any(|&byte| byte != 0) {
+        let flags = get_u16(bytes, 6);
+        let clean_fields = &bytes[56..84];
+        let clean = flags & METADATA_FLAG_CLEAN != 0;
+        let reserved = flags & !METADATA_FLAG_CLEAN != 0
+            || bytes[36..40].iter().any(|&byte| byte != 0)
+            || bytes[84..].iter().any(|&byte| byte != 0)
+            || (!clean && clean_fields.iter().any(|&byte| byte != 0));
+        if reserved {
             return Err(MetadataFault::Reserved);
         }
         Ok(Metadata {
-            format_version: get_u16(bytes, 4),
-            sector_size_bytes: get_u32(bytes, 16),
-            block_size_bytes: get_u32(bytes, 20),
-            segment_size_bytes: get_u64(bytes, 24),
+            format_version: version,
+            epoch_max: get_u32(bytes, 32),
+            window_size_bytes: get_u64(bytes, 40),
+            lsn_checkpoint: get_u64(bytes, 48),
+            clean: clean.then(|| CleanEnd {
+                segment: get_u64(bytes, 56),
+                offset_bytes: get_u64(bytes, 64),
+                lsn_next: get_u64(bytes, 72),
+                checksum_last: get_u32(bytes, 80),
+            }),
+            ..sizes
         })
     }
 }
@@ -462,17 +554,48 @@ mod tests {
     #[test]
     fn metadata_round_trip_and_faults() {
         let metadata = Metadata {
-            format_version: FORMAT_VERSION,
-            sector_size_bytes: 4096,
-            block_size_bytes: 65536,
-            segment_size_bytes: 1 << 26,
+            epoch_max: 7,
+            window_size_bytes: 4 << 20,
+            lsn_checkpoint: 1234,
+            clean: Some(CleanEnd {
+                segment: 1000,
+                offset_bytes: 8192,
+                lsn_next: 1234,
+                checksum_last: 0xDEAD_BEEF,
+            }),
+            ..Metadata::new(4096, 65536, 1 << 26)
         };
         let mut bytes = vec![0u8; 4096];
         metadata.encode(&mut bytes);
         assert_eq!(Metadata::decode(&bytes), Ok(metadata));
+        for bit in 0..METADATA_SIZE_BYTES * 8 {
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(Metadata::decode(&flipped).is_err(), "bit {bit}");
+        }
         bytes[20] ^= 1;
         assert_eq!(Metadata::decode(&bytes), Err(MetadataFault::Checksum));
         bytes[9] ^= 1;
         assert_eq!(Metadata::decode(&bytes), Err(MetadataFault::Magic));
+    }
+
+    /// A version-1 metadata sector (64 checksummed bytes) still opens, with no recovery facts.
+    #[test]
+    fn metadata_version_1_decodes() {
+        let mut bytes = vec![0u8; 4096];
+        put_u16(&mut bytes, 4, 1);
+        bytes[8..16].copy_from_slice(&METADATA_MAGIC);
+        put_u32(&mut bytes, 16, 4096);
+        put_u32(&mut bytes, 20, 65536);
+        put_u64(&mut bytes, 24, 1 << 26);
+        let sum = checksum(&bytes[4..METADATA_V1_SIZE_BYTES]);
+        put_u32(&mut bytes, 0, sum);
+        let expected = Metadata {
+            format_version: 1,
+            ..Metadata::new(4096, 65536, 1 << 26)
+        };
+        assert_eq!(Metadata::decode(&bytes), Ok(expected));
+        bytes[40] = 1;
+        assert_eq!(Metadata::decode(&bytes), Err(MetadataFault::Checksum));
     }
 }

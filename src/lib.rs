@@ -19,11 +19,16 @@
 //!   sector pads it, and the next records start in a fresh sector.
 //! - Recovery keeps the longest valid prefix. It truncates a torn tail (records that were never
 //!   acknowledged) and reports damage to acknowledged data as [`Error::Corruption`] in the
-//!   default [`RecoveryMode::Strict`]. Damage is detected when a later valid block attests
-//!   (through the durable watermark in its header) that the damaged block held durable records;
-//!   damage to the blocks of the last flush, when no block written after that flush survives,
-//!   looks like a torn tail and cannot be told apart (the blocks of one flush all carry the
-//!   watermark from before it).
+//!   default [`RecoveryMode::Strict`] (and as `lsn_lost` in [`RecoveryMode::PointInTime`]).
+//!   Damage is told from a torn write by a fact written after the record was durable: a later
+//!   block's durable watermark, an attestation block an idle log writes
+//!   ([`Config::attest_idle_ns`]), the metadata's checkpoint (every open and every
+//!   [`Log::close`]), or a valid block a whole window ([`Config::window_size_bytes`]) further on.
+//!   One case stays ambiguous: after a crash, damage to the blocks of the last sync, before any
+//!   of these facts was written, reads as a torn tail. [`Log::attested_lsn`] says where the
+//!   attested part ends, and `docs/recovery.md` ("Known limits") bounds the rest.
+//! - At most [`Config::window_size_bytes`] are ever written and not yet durable: bulk appends
+//!   sync by themselves when the window is full, and [`Log::durable_lsn`] advances then too.
 //! - A failed write or sync stops the log: every later call returns [`Error::Failed`], and
 //!   reopening recovers from what is on disk.
 //!
@@ -84,6 +89,8 @@ pub mod config;
 mod error;
 pub mod format;
 mod log;
+#[doc(hidden)]
+pub mod planted;
 mod read;
 pub mod recovery;
 mod segments;
@@ -92,7 +99,7 @@ pub mod staging;
 pub mod storage;
 
 pub use crate::config::{Config, ConfigError, RecoveryMode};
-pub use crate::error::{CorruptionKind, Error, IoOperation, Result};
+pub use crate::error::{CorruptionKind, Error, IoCause, IoOperation, Result};
 pub use crate::log::{Cursor, Log, Record};
 pub use crate::recovery::{RecoveryReport, Verdict};
 pub use crate::shared::{Durability, SharedLog, TailReader};

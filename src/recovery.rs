@@ -7,7 +7,7 @@
 
 use crate::config::{Config, RecoveryMode};
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{BlockHeader, BodySummary};
+use crate::format::{BlockHeader, BodySummary, CleanEnd, Metadata};
 use crate::read::{HeaderState, Place, ReadCache};
 use crate::segments::{IndexEntry, SegmentTable};
 use crate::storage::{SegmentId, Storage};
@@ -85,6 +85,76 @@ pub struct RecoveryReport {
     pub lsn_lost: Option<Lsn>,
     /// The epoch new blocks are written with.
     pub epoch: u32,
+    /// The metadata's checkpoint when the log was opened: every record below it had been
+    /// durable, so an end below it is reported as damage.
+    pub lsn_checkpoint: Lsn,
+    /// The log had been closed cleanly exactly where the walk ended, so nothing after the end
+    /// was read (and nothing there can be the log's).
+    pub clean_end: bool,
+    /// Valid blocks found after the end and dropped: blocks a crash left behind a torn or lost
+    /// one, or blocks that damage cut off. Recovery cannot tell whether they held records that
+    /// were acknowledged; tools report them as a possible loss.
+    pub discarded: Discarded,
+}
+
+/// Valid blocks after the end of the log, of its last epoch or a newer one, that recovery
+/// dropped. Blocks of older epochs after the end were dropped by an earlier recovery (which
+/// reported them) and are not counted again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Discarded {
+    /// How many.
+    pub block_count: u64,
+    /// Their size on disk.
+    pub size_bytes: u64,
+    /// The lowest `lsn_first` among them.
+    pub lsn_first: Lsn,
+    /// The highest LSN they claim to reach (`lsn_first + fragment_count`), exclusive.
+    pub lsn_end: Lsn,
+}
+
+impl Discarded {
+    fn note(&mut self, header: &BlockHeader) {
+        let end = header.lsn_first + u64::from(header.fragment_count);
+        if self.block_count == 0 {
+            self.lsn_first = header.lsn_first;
+            self.lsn_end = end;
+        }
+        self.block_count += 1;
+        self.size_bytes += u64::from(header.size_bytes);
+        self.lsn_first = self.lsn_first.min(header.lsn_first);
+        self.lsn_end = self.lsn_end.max(end);
+    }
+}
+
+impl RecoveryReport {
+    /// A report of nothing, before recovery fills it in.
+    pub(crate) fn empty() -> RecoveryReport {
+        RecoveryReport {
+            lsn_first: 0,
+            lsn_next: 0,
+            block_count: 0,
+            segment_count: 0,
+            segments_removed: 0,
+            end: Verdict::Accept,
+            end_written: false,
+            end_segment: 0,
+            end_offset_bytes: 0,
+            lsn_lost: None,
+            epoch: 0,
+            lsn_checkpoint: 0,
+            clean_end: false,
+            discarded: Discarded::default(),
+        }
+    }
+
+    /// How many records past the end the discarded blocks claim: records that may have been
+    /// acknowledged and are gone (0 when nothing valid was discarded).
+    pub fn records_discarded_max(&self) -> u64 {
+        match self.discarded.block_count {
+            0 => 0,
+            _ => self.discarded.lsn_end.saturating_sub(self.lsn_next),
+        }
+    }
 }
 
 /// Where the chain of valid blocks stands during the walk.
@@ -128,6 +198,16 @@ pub(crate) struct Scan<'a, S: Storage> {
     formatted: bool,
     /// The chain as it stood before the current segment's first block.
     pub chain_segment_start: Chain,
+    /// Every record below it was durable (the metadata's checkpoint).
+    checkpoint: Lsn,
+    /// Where the log was closed cleanly, if it was and nothing was written since.
+    clean: Option<CleanEnd>,
+    /// The most bytes a writer of this log kept unsynced (0: unknown, the fact is unused).
+    window_size_bytes: u64,
+    /// What the last attestation scan found after the end.
+    discarded: Discarded,
+    /// The walk ended at the clean end, and the scan after it was skipped.
+    clean_matched: bool,
 }
 
 /// The end of the walk.
@@ -136,6 +216,8 @@ pub(crate) struct End {
     pub segment_index: usize,
     pub offset_bytes: u64,
     pub lsn_lost: Option<Lsn>,
+    pub clean: bool,
+    pub discarded: Discarded,
 }
 
 impl Chain {
@@ -151,13 +233,14 @@ impl Chain {
 }
 
 impl<'a, S: Storage> Scan<'a, S> {
-    /// A walk over `segments` (at least one, ascending).
+    /// A walk over `segments` (at least one, ascending), with the facts of the metadata.
     pub fn new(
         config: &'a Config,
         storage: &'a mut S,
         cache: &'a mut ReadCache,
         segments: &'a [SegmentId],
         formatted: bool,
+        metadata: &Metadata,
     ) -> Scan<'a, S> {
         assert!(!segments.is_empty());
         assert!(
@@ -175,6 +258,11 @@ impl<'a, S: Storage> Scan<'a, S> {
             block_count: 0,
             attested_watermark: None,
             chain_segment_start: Chain::start(segments[0]),
+            checkpoint: metadata.lsn_checkpoint,
+            clean: metadata.clean,
+            window_size_bytes: metadata.window_size_bytes,
+            discarded: Discarded::default(),
+            clean_matched: false,
         }
     }
 }
@@ -280,10 +368,18 @@ impl<S: Storage> Scan<'_, S> {
         };
         match verdict(facts, self.config.recovery_mode) {
             Verdict::TornTail => Ok(self.end(Verdict::Accept, segment_index, offset_bytes, None)),
-            Verdict::Corrupt => Err(Error::Corruption {
-                segment: self.segments[segment_index + 1],
-                offset_bytes: 0,
-                kind: CorruptionKind::Misplaced,
+            // The next segment does not continue the log, or the one that should is missing.
+            Verdict::Corrupt => Err(match self.segments.get(segment_index + 1) {
+                Some(&segment) => Error::Corruption {
+                    segment,
+                    offset_bytes: 0,
+                    kind: CorruptionKind::Misplaced,
+                },
+                None => Error::Corruption {
+                    segment: self.chain.lsn_next,
+                    offset_bytes: 0,
+                    kind: CorruptionKind::Missing,
+                },
             }),
             verdict => {
                 assert_eq!(verdict, Verdict::Lose);
@@ -304,6 +400,8 @@ impl<S: Storage> Scan<'_, S> {
             segment_index,
             offset_bytes,
             lsn_lost,
+            clean: self.clean_matched,
+            discarded: self.discarded,
         }
     }
 
@@ -371,15 +469,37 @@ impl<S: Storage> Scan<'_, S> {
         })
     }
 
-    /// Looks at every sector after `offset_bytes` in this and later segments for a valid block
-    /// that is no older than the chain and attests a durable watermark beyond the chain's end.
-    /// Returns the highest such watermark. Also raises `epoch_max` to every epoch seen.
+    /// Whether the log was closed cleanly right here, with nothing written since.
+    fn clean_end_at(&self, segment_index: usize, offset_bytes: u64) -> bool {
+        self.clean.is_some_and(|clean| {
+            clean.segment == self.segments[segment_index]
+                && clean.offset_bytes == offset_bytes
+                && clean.lsn_next == self.chain.lsn_next
+                && clean.checksum_last == self.chain.checksum_previous.unwrap_or(0)
+        })
+    }
+
+    /// Whether records at or after the chain's end at this place were durable, and how far
+    /// (the highest watermark any fact gives). The facts, in `docs/recovery.md`:
+    /// - the metadata's checkpoint is beyond the chain's end;
+    /// - a later valid block no older than the chain carries a higher `lsn_durable`;
+    /// - a later valid block no older than the chain lies at least the writers' window past
+    ///   this place: the write here had been synced before that block was written.
+    ///
+    /// The scan reads every sector after this place, in this and later segments, unless the log
+    /// was closed cleanly right here. It also counts the valid blocks it finds (`discarded`)
+    /// and raises `epoch_max` to every epoch it sees.
     fn attested(&mut self, segment_index: usize, offset_bytes: u64) -> Result<Option<Lsn>> {
+        let mut watermark = (self.checkpoint > self.chain.lsn_next).then_some(self.checkpoint);
+        self.discarded = Discarded::default();
         if self.formatted {
-            return Ok(None);
+            return Ok(watermark);
+        }
+        if self.clean_end_at(segment_index, offset_bytes) {
+            self.clean_matched = true;
+            return Ok(watermark);
         }
         let sector = u64::from(self.config.sector_size_bytes);
-        let mut watermark = None;
         for index in segment_index..self.segments.len() {
             let mut offset = if index == segment_index {
                 offset_bytes + sector
@@ -390,15 +510,41 @@ impl<S: Storage> Scan<'_, S> {
                 let place = self.place(index, offset);
                 if let HeaderState::Valid(header) = place.load_header(self.cache, self.storage)? {
                     self.epoch_max = self.epoch_max.max(header.epoch);
-                    let current = header.epoch >= self.chain.epoch;
-                    if current && header.lsn_durable > self.chain.lsn_next {
-                        watermark = watermark.max(Some(header.lsn_durable));
+                    if header.epoch >= self.chain.epoch {
+                        self.discarded.note(&header);
+                        let distance = match index == segment_index {
+                            true => offset - offset_bytes,
+                            false => offset,
+                        };
+                        watermark = watermark.max(self.evidence(&header, distance));
                     }
                 }
                 offset += sector;
             }
         }
         Ok(watermark)
+    }
+
+    /// What a valid block no older than the chain, `distance_bytes` past the chain's end,
+    /// proves: its watermark if beyond the end; and, if it lies at least the window past the
+    /// end, that the write at the end had been synced (damage there is no torn write, even if
+    /// no acknowledged record is proven lost: the watermark is then the chain's end itself).
+    fn evidence(&self, header: &BlockHeader, distance_bytes: u64) -> Option<Lsn> {
+        let lsn_next = self.chain.lsn_next;
+        let watermark = (header.lsn_durable > lsn_next).then_some(header.lsn_durable);
+        let mut window = self.window_size_bytes;
+        let buffer = u64::from(self.config.write_buffer_size_bytes);
+        if crate::planted::active("window-recovery-one-buffer-short") {
+            window = window.saturating_sub(buffer);
+        }
+        if crate::planted::active("window-recovery-one-buffer-wide") {
+            window += buffer;
+        }
+        let beyond_window = window > 0 && distance_bytes >= window;
+        match beyond_window {
+            true => Some(header.lsn_durable.max(lsn_next)),
+            false => watermark,
+        }
     }
 
     /// Names what is wrong with the block at a place, for the corruption error.

@@ -63,6 +63,9 @@ struct State {
     /// Per wait queue (`Inner::durable`), the smallest `lsn_end` one of its sleepers waits
     /// for: a publication wakes a queue only if it satisfies at least that sleeper.
     lsn_end_min: [Lsn; 2],
+    /// The log holds durable records it has not attested yet: an idle committer ticks it
+    /// after `Config::attest_idle_ns`.
+    attest_pending: bool,
 }
 
 impl State {
@@ -124,6 +127,7 @@ struct Inner<S: Storage> {
     /// the running commit and the next (`State::queue_for`).
     durable: [Condvar; 2],
     flush_timeout: Option<Duration>,
+    attest_idle: Option<Duration>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -184,9 +188,11 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
             commits_durable: 0,
             space_sleepers: 0,
             lsn_end_min: [Lsn::MAX; 2],
+            attest_pending: log.attested_lsn() < log.durable_lsn(),
         };
         let inner = Arc::new(Inner {
             flush_timeout: log.config().flush_timeout_ns.map(Duration::from_nanos),
+            attest_idle: log.config().attest_idle_ns.map(Duration::from_nanos),
             state: Mutex::new(state),
             log: Mutex::new(Some(log)),
             work: Condvar::new(),
@@ -297,6 +303,13 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
     pub fn first_lsn(&self) -> Result<Lsn> {
         let log = lock(&self.inner.log);
         Ok(log.as_ref().ok_or(Error::Closed)?.first_lsn())
+    }
+
+    /// Every record below this LSN is attested on disk ([`Log::attested_lsn`]): the committer
+    /// attests an idle log by itself after `Config::attest_idle_ns`.
+    pub fn attested_lsn(&self) -> Result<Lsn> {
+        let log = lock(&self.inner.log);
+        Ok(log.as_ref().ok_or(Error::Closed)?.attested_lsn())
     }
 
     /// Runs `work` on the storage between two commits: for inspection, and for tests that
@@ -466,16 +479,49 @@ fn commit_run<'a, S: Storage>(
         inner,
         finished: false,
     };
-    let (result, durable, appended) = {
-        let mut log = lock(&inner.log);
-        let log = log
-            .as_mut()
-            .expect("the log stays while the committer runs");
+    let (result, durable, appended, attest_pending) = committer_log(inner, |log| {
         let result = staging::commit(log, &mut batch, lsn_wanted);
-        (result, log.durable_lsn(), log.next_lsn())
-    };
+        let pending = log.attested_lsn() < log.durable_lsn();
+        (result, log.durable_lsn(), log.next_lsn(), pending)
+    });
     std::mem::forget(abandon);
-    commit_publish(inner, batch, result, durable, appended)
+    let mut state = commit_publish(inner, batch, result, durable, appended);
+    state.attest_pending = attest_pending;
+    state
+}
+
+/// The committer was idle for `attest_idle_ns` with durable records not yet attested: ticks
+/// the log, which attests them if nothing was made durable since (one sector, one sync). A
+/// failure stops the shared log, as a failed commit does.
+fn attest_run<'a, S: Storage>(
+    inner: &'a Inner<S>,
+    mut state: MutexGuard<'a, State>,
+) -> MutexGuard<'a, State> {
+    let batch = state.spare.take().expect("no commit runs");
+    drop(state);
+    let (result, pending) = committer_log(inner, |log| {
+        let result = log.tick();
+        (result, log.attested_lsn() < log.durable_lsn())
+    });
+    let mut state = lock(&inner.state);
+    state.spare = Some(batch);
+    state.attest_pending = pending;
+    if let Err(error) = result {
+        tracing::error!(%error, "attestation failed: the shared log stops");
+        state.stopped = Some(error);
+        durable_notify(inner, &mut state);
+        space_notify(inner, &state);
+    }
+    state
+}
+
+/// Runs `work` on the log, which stays open while the committer runs.
+fn committer_log<S: Storage, R>(inner: &Inner<S>, work: impl FnOnce(&mut Log<S>) -> R) -> R {
+    let mut log = lock(&inner.log);
+    work(
+        log.as_mut()
+            .expect("the log stays while the committer runs"),
+    )
 }
 
 /// Publishes a commit's outcome, returns its batch, and wakes whom it concerns.
@@ -573,17 +619,25 @@ fn committer_sleep<'a, S: Storage>(
 ) -> MutexGuard<'a, State> {
     state.committer_idle = true;
     let unflushed = state.lsn_appended > state.lsn_durable && !running;
-    match inner.flush_timeout.filter(|_| unflushed) {
-        Some(timeout) => {
-            let (mut state, waited) = inner.work.wait_timeout(state, timeout).expect("lock");
-            if waited.timed_out() && state.spare.is_some() && state.stopped.is_none() {
-                state.committer_idle = false;
-                return commit_run(inner, state);
-            }
-            state
+    let unattested = state.attest_pending && !running && !unflushed;
+    if let Some(timeout) = inner.flush_timeout.filter(|_| unflushed) {
+        let (mut state, waited) = inner.work.wait_timeout(state, timeout).expect("lock");
+        if waited.timed_out() && state.spare.is_some() && state.stopped.is_none() {
+            state.committer_idle = false;
+            return commit_run(inner, state);
         }
-        None => inner.work.wait(state).expect("state lock"),
+        return state;
     }
+    if let Some(idle) = inner.attest_idle.filter(|_| unattested) {
+        let (mut state, waited) = inner.work.wait_timeout(state, idle).expect("lock");
+        let quiet = state.spare.is_some() && state.stopped.is_none() && !state.work_due();
+        if waited.timed_out() && quiet && !state.closing {
+            state.committer_idle = false;
+            return attest_run(inner, state);
+        }
+        return state;
+    }
+    inner.work.wait(state).expect("state lock")
 }
 
 /// Follows the durable end of a [`SharedLog`] from `lsn` on: yields durable records in order,

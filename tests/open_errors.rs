@@ -24,12 +24,11 @@ fn metadata_bytes(metadata: Metadata) -> Vec<u8> {
 }
 
 fn metadata_of(config: &Config) -> Metadata {
-    Metadata {
-        format_version: FORMAT_VERSION,
-        sector_size_bytes: config.sector_size_bytes,
-        block_size_bytes: config.block_size_bytes,
-        segment_size_bytes: config.segment_size_bytes,
-    }
+    Metadata::new(
+        config.sector_size_bytes,
+        config.block_size_bytes,
+        config.segment_size_bytes,
+    )
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! What opening a log reads. Formatting a new log reads next to nothing: its one segment was
-//! just made and reads as zeros. Reopening reads the rest of the last segment, where recovery
-//! looks for blocks that attest records beyond the end it found.
+//! just made and reads as zeros. Reopening a log that was closed cleanly reads only its blocks:
+//! the metadata says where it ended, so nothing after the end can be the log's. Reopening after
+//! a crash reads the rest of the last segment, where recovery looks for blocks that attest
+//! records beyond the end it found.
 
 mod common;
 
@@ -65,16 +67,20 @@ impl Storage for Counting {
     }
 }
 
-#[test]
-fn formatting_reads_nothing_and_reopening_reads_the_tail() {
-    let config = common::config_small();
-    let storage = Counting {
+fn counting(config: &ballast_log::Config) -> Counting {
+    Counting {
         inner: MemStorage::new(config.sector_size_bytes),
         read_bytes: 0,
-    };
-    let mut log = Log::open(config.clone(), storage).unwrap();
+    }
+}
+
+#[test]
+fn formatting_and_reopening_after_a_clean_close_read_next_to_nothing() {
+    let config = common::config_small();
+    let mut log = Log::open(config.clone(), counting(&config)).unwrap();
+    let little = 2 * u64::from(config.read_buffer_size_bytes);
     assert!(
-        log.storage().read_bytes <= u64::from(config.read_buffer_size_bytes),
+        log.storage().read_bytes <= little,
         "formatting read {} bytes",
         log.storage().read_bytes
     );
@@ -85,6 +91,27 @@ fn formatting_reads_nothing_and_reopening_reads_the_tail() {
     storage.read_bytes = 0;
     let log = Log::open(config.clone(), storage).unwrap();
     assert_eq!(log.next_lsn(), 10);
+    assert!(log.recovery_report().clean_end);
+    assert!(
+        log.storage().read_bytes <= little,
+        "reopening after a clean close read {} bytes",
+        log.storage().read_bytes
+    );
+}
+
+#[test]
+fn reopening_after_a_crash_reads_the_tail() {
+    let config = common::config_small();
+    let mut log = Log::open(config.clone(), counting(&config)).unwrap();
+    for index in 0..10u32 {
+        log.append(&index.to_le_bytes()).unwrap();
+    }
+    log.flush().unwrap();
+    let mut storage = log.into_storage();
+    storage.read_bytes = 0;
+    let log = Log::open(config.clone(), storage).unwrap();
+    assert_eq!(log.next_lsn(), 10);
+    assert!(!log.recovery_report().clean_end);
     // The first block holds the records; recovery reads every sector after it.
     assert!(
         log.storage().read_bytes >= config.segment_size_bytes - u64::from(config.block_size_bytes),

@@ -77,7 +77,7 @@ fn every_single_byte_change_opens_without_panic() {
 fn every_single_byte_change_of_the_metadata_is_refused() {
     let (storage, _) = log_small();
     let sector = storage.sector_size_bytes() as usize;
-    for offset in 0..64 {
+    for offset in 0..ballast_log::format::METADATA_SIZE_BYTES {
         let mut damaged = storage.snapshot();
         let mut metadata = ballast_log::storage::AlignedBuffer::new(sector, sector);
         assert!(damaged.metadata_read(&mut metadata).unwrap());

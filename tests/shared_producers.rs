@@ -312,3 +312,37 @@ fn shutdown_drains_staged_records_and_refuses_new_ones() {
     ));
     assert_eq!(shared.append(b"next", Durability::Wait).unwrap(), 50);
 }
+
+/// An idle shared log attests by itself: the committer, idle for `attest_idle_ns` after a
+/// commit, ticks the log, which writes an attestation, so that damage to the last commit is
+/// reported rather than read as a torn tail. Waits on the log's own progress, with a deadline.
+#[test]
+fn the_committer_attests_an_idle_log() {
+    const IDLE_NS: u64 = 1_000_000;
+    let config = Config {
+        attest_idle_ns: Some(IDLE_NS),
+        ..config()
+    };
+    let log = Log::open(config.clone(), MemStorage::new(4096)).unwrap();
+    let shared = SharedLog::open(log, options()).unwrap();
+    for index in 0..20u8 {
+        shared.append(&[index; 100], Durability::Wait).unwrap();
+    }
+    assert_eq!(shared.durable_lsn(), 20);
+    // The log reads time from its storage: the idle period passes on the storage's clock.
+    shared
+        .with_storage(|storage| {
+            let now = ballast_log::storage::Clock::now_ns(storage);
+            storage.set_now_ns(now + IDLE_NS);
+        })
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while shared.attested_lsn().unwrap() < 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the committer never attested the idle log"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    shared.close().unwrap();
+}

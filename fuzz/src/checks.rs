@@ -21,7 +21,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use ballast_log::format::{
-    self, BlockHeader, FragmentKind, HeaderRead, Metadata, BLOCK_HEADER_SIZE_BYTES, FORMAT_VERSION,
+    self, BlockHeader, FragmentKind, HeaderRead, Metadata, BLOCK_HEADER_SIZE_BYTES,
     FRAGMENT_SIZE_BYTES_MAX, FRAME_HEADER_SIZE_BYTES, METADATA_SIZE_BYTES,
 };
 use ballast_log::storage::{AlignedBuffer, Clock, MemStorage, SectorFate, SegmentId, Storage};
@@ -95,12 +95,17 @@ impl ConfigChoice {
         let capacity = format::segment_capacity_bytes(segment, block, 0, HEADER as u32);
         let record_limit = capacity.min(3 * u64::from(block));
         let record_max = u64::from(self.record_size) % (record_limit + 1);
+        let write_buffer_count = 1 + u32::from(self.write_buffer_count % 3);
         let config = Config {
             sector_size_bytes: sector,
             block_size_bytes: block,
             segment_size_bytes: segment,
             write_buffer_size_bytes: write_buffer,
-            write_buffer_count: 1 + u32::from(self.write_buffer_count % 3),
+            write_buffer_count,
+            // One to four times the buffers: the log syncs by itself when bulk appends fill it.
+            window_size_bytes: u64::from(write_buffer)
+                * u64::from(write_buffer_count)
+                * (1 + u64::from(self.write_buffer_count / 3 % 4)),
             record_size_bytes_max: u32::try_from(record_max).expect("small record limit"),
             segment_count_max: 2 + u32::from(self.segment_count % 5),
             read_buffer_size_bytes: block + sector * u32::from(self.read_buffer_sectors % 4),
@@ -108,6 +113,7 @@ impl ConfigChoice {
                 .then_some(u64::from(self.flush_size_bytes)),
             flush_timeout_ns: (self.flush_timeout_us != 0)
                 .then_some(u64::from(self.flush_timeout_us) * 1000),
+            attest_idle_ns: None,
             recovery_mode: mode(self.point_in_time),
         };
         assert_eq!(
@@ -632,12 +638,11 @@ fn recovered_check(mut log: Log<MemStorage>, config: &Config, sizes: (u8, u16, u
 
 fn metadata_bytes(config: &Config, choice: &MetadataChoice) -> Option<Vec<u8>> {
     let sector = config.sector_size_bytes as usize;
-    let valid = Metadata {
-        format_version: FORMAT_VERSION,
-        sector_size_bytes: config.sector_size_bytes,
-        block_size_bytes: config.block_size_bytes,
-        segment_size_bytes: config.segment_size_bytes,
-    };
+    let valid = Metadata::new(
+        config.sector_size_bytes,
+        config.block_size_bytes,
+        config.segment_size_bytes,
+    );
     let mut bytes = vec![0u8; sector];
     match choice {
         MetadataChoice::Valid => valid.encode(&mut bytes),
@@ -1571,16 +1576,16 @@ pub fn codec_check(input: &CodecInput) {
         } => {
             let metadata = Metadata {
                 format_version: *format_version,
-                sector_size_bytes: *sector_size_bytes,
-                block_size_bytes: *block_size_bytes,
-                segment_size_bytes: *segment_size_bytes,
+                ..Metadata::new(*sector_size_bytes, *block_size_bytes, *segment_size_bytes)
             };
             let mut bytes = vec![0xEE; METADATA_SIZE_BYTES + *tail_bytes as usize];
             metadata.encode(&mut bytes);
             assert_eq!(Metadata::decode(&bytes), Ok(metadata));
         }
         CodecInput::MetadataDecode { bytes } => {
-            if let Ok(metadata) = Metadata::decode(bytes) {
+            // Version 1 metadata decodes, but encoding writes the current layout.
+            let current = |metadata: &Metadata| metadata.format_version != 1;
+            if let Some(metadata) = Metadata::decode(bytes).ok().filter(current) {
                 let mut again = vec![0u8; bytes.len()];
                 metadata.encode(&mut again);
                 assert!(

@@ -41,10 +41,14 @@ pub enum FaultClass {
     WriteError,
     /// Segment creation failing with ENOSPC.
     NoSpace,
+    /// Damage to durable data while the log is at rest (closed cleanly, or idle after an
+    /// attestation): a flipped bit, a sector lost (zeros), or a sector overwritten with a copy
+    /// of another one (a misdirected write from elsewhere).
+    AtRest,
 }
 
 /// Every fault class, in summary order.
-pub const FAULT_CLASSES: [FaultClass; 9] = [
+pub const FAULT_CLASSES: [FaultClass; 10] = [
     FaultClass::Reorder,
     FaultClass::Crash,
     FaultClass::Torn,
@@ -54,6 +58,7 @@ pub const FAULT_CLASSES: [FaultClass; 9] = [
     FaultClass::SyncError,
     FaultClass::WriteError,
     FaultClass::NoSpace,
+    FaultClass::AtRest,
 ];
 
 struct Segment {
@@ -118,6 +123,13 @@ pub struct SimDisk {
     /// The lowest LSN a misdirected write may have damaged; the oracle clears it once a
     /// recovery has passed it.
     pub taint_write_lsn: Option<u64>,
+    /// Misdirected writes since `taint_write_lsn` was last clear.
+    pub misdirects_tainting: u32,
+    /// The lowest LSN damage at rest may have touched; the oracle clears it after the
+    /// recovery that saw it.
+    pub taint_rest_lsn: Option<u64>,
+    /// Damage events at rest since `taint_rest_lsn` was last clear.
+    pub rest_damages: u32,
     /// Storage operations at the start of the current log call: the liveness bound.
     pub call_start_operations: u64,
     /// How often each fault class fired.
@@ -156,6 +168,9 @@ impl SimDisk {
             crashed: false,
             taint_read_lsn: None,
             taint_write_lsn: None,
+            misdirects_tainting: 0,
+            taint_rest_lsn: None,
+            rest_damages: 0,
             call_start_operations: 0,
             fired: BTreeMap::new(),
             digest: Digest::default(),
@@ -307,10 +322,55 @@ impl SimDisk {
 
     /// The lowest LSN any active damage may have touched.
     pub fn taint_lsn(&self) -> Option<u64> {
-        match (self.taint_read_lsn, self.taint_write_lsn) {
-            (Some(read), Some(write)) => Some(read.min(write)),
-            (read, write) => read.or(write),
+        [
+            self.taint_read_lsn,
+            self.taint_write_lsn,
+            self.taint_rest_lsn,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Independent damage events now in effect: active read faults, misdirected writes and
+    /// damage at rest. One event never destroys both a record and the evidence that it was
+    /// durable; two may, and the oracle then allows what damage alone explains.
+    pub fn damage_events(&self) -> u32 {
+        self.read_faults.len() as u32 + self.misdirects_tainting + self.rest_damages
+    }
+
+    /// Damages one written sector of the durable image, as bit rot or a stray write would
+    /// while the log is at rest: a flipped bit, zeros, or a copy of another written sector.
+    /// Records the lowest LSN the block covering it may hold as a taint.
+    pub fn damage_at_rest(&mut self) {
+        let Some((segment, sector)) = self.sector_written_pick() else {
+            return;
+        };
+        let size = self.sector_size_bytes as usize;
+        if let Some(lsn) = self.block_lsn_covering(segment, sector) {
+            self.taint_rest_lsn = Some(self.taint_rest_lsn.map_or(lsn, |taint| taint.min(lsn)));
         }
+        let kind = self.rng.random_range(0..3u8);
+        let source = self.sector_written_pick();
+        let byte = self.rng.random_range(0..size);
+        let bit = self.rng.random_range(0..8);
+        let mut bytes =
+            self.segments[&segment].current[sector * size..(sector + 1) * size].to_vec();
+        match (kind, source) {
+            (0, _) | (2.., None) => bytes[byte] ^= 1 << bit,
+            (1, _) => bytes.fill(0),
+            (_, Some((from, from_sector))) => bytes.copy_from_slice(
+                &self.segments[&from].current[from_sector * size..(from_sector + 1) * size],
+            ),
+        }
+        let target = self.segments.get_mut(&segment).expect("picked segment");
+        let range = sector * size..(sector + 1) * size;
+        assert!(!target.dirty[sector], "damage at rest hits durable sectors");
+        target.current[range.clone()].copy_from_slice(&bytes);
+        target.durable[range].copy_from_slice(&bytes);
+        self.rest_damages += 1;
+        self.fire(FaultClass::AtRest);
+        self.digest.add(segment ^ sector as u64, u64::from(kind));
     }
 
     /// A clean restart without power loss (the process ended; the page cache survives).
@@ -715,6 +775,7 @@ impl Storage for SimDisk {
         if target_bytes != offset_bytes {
             if let Some(lsn) = first_lsn_of(&buffer[..size_bytes]) {
                 self.taint_write_lsn = Some(self.taint_write_lsn.map_or(lsn, |t| t.min(lsn)));
+                self.misdirects_tainting += 1;
             }
         }
         let latency = self.latency_ns();

@@ -29,6 +29,9 @@ pub struct Faults {
     pub write_error_rate: f64,
     /// Chance per segment creation that it fails with ENOSPC.
     pub no_space_rate: f64,
+    /// Chance, after a clean close or an idle attestation, that a durable sector is damaged
+    /// while the log is at rest.
+    pub at_rest_rate: f64,
 }
 
 /// The workload's mix: weights of operations and record shapes.
@@ -97,6 +100,7 @@ impl Swarm {
             sync_error_rate: chance(rng, 0.3, 0.001, 0.02),
             write_error_rate: chance(rng, 0.3, 0.001, 0.01),
             no_space_rate: chance(rng, 0.3, 0.01, 0.2),
+            at_rest_rate: 0.0,
         };
         let record_size_bytes_max = rng.random_range(1..=config.record_size_bytes_max);
         let workload = Workload {
@@ -120,6 +124,19 @@ impl Swarm {
         // Drawn last, so that the draws above stay what they were before the shared front end.
         let shared = rng.random_bool(0.5).then(|| shared_draw(rng, &config));
         let workload = Workload { shared, ..workload };
+        // Drawn after it, for the same reason: the window, the idle attestation and damage at
+        // rest.
+        let config = Config {
+            window_size_bytes: config.window_size_bytes * rng.random_range(1..=4),
+            attest_idle_ns: rng
+                .random_bool(0.7)
+                .then(|| rng.random_range(10_000..5_000_000)),
+            ..config
+        };
+        let faults = Faults {
+            at_rest_rate: chance(rng, 0.5, 0.1, 0.9),
+            ..faults
+        };
         Swarm {
             config,
             faults,
@@ -143,6 +160,7 @@ impl Swarm {
             (faults.sync_error_rate, FaultClass::SyncError),
             (faults.write_error_rate, FaultClass::WriteError),
             (faults.no_space_rate, FaultClass::NoSpace),
+            (faults.at_rest_rate, FaultClass::AtRest),
         ];
         enabled.extend(
             classes
@@ -178,12 +196,14 @@ fn config_draw(rng: &mut ChaCha8Rng) -> Config {
     let capacity = segment_capacity_bytes(segment, block, 0, header);
     let record_bound = capacity.min(3 * u64::from(block));
     let record_max = rng.random_range(record_bound / 8..=record_bound).max(1) as u32;
+    let write_buffer_count = rng.random_range(1..=4);
     Config {
         sector_size_bytes: sector,
         block_size_bytes: block,
         segment_size_bytes: segment,
         write_buffer_size_bytes: write_buffer,
-        write_buffer_count: rng.random_range(1..=4),
+        write_buffer_count,
+        window_size_bytes: u64::from(write_buffer) * u64::from(write_buffer_count),
         record_size_bytes_max: record_max,
         segment_count_max: rng.random_range(3..=12),
         read_buffer_size_bytes: block * rng.random_range(1..=4),
@@ -193,6 +213,7 @@ fn config_draw(rng: &mut ChaCha8Rng) -> Config {
         flush_timeout_ns: rng
             .random_bool(0.3)
             .then(|| rng.random_range(10_000..5_000_000)),
+        attest_idle_ns: None,
         recovery_mode: if rng.random_bool(0.5) {
             RecoveryMode::Strict
         } else {

@@ -5,6 +5,7 @@ use crate::storage::{FaultClass, SimDisk, SimStorage};
 use crate::swarm::Swarm;
 use crate::{Digest, Seeds};
 use ballast_log::staging::{self, Batch, Staged, Staging};
+use ballast_log::storage::Clock;
 use ballast_log::{Config, Error, Log, Lsn, RecoveryMode};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -77,6 +78,16 @@ struct Model {
     truncate_requested: Lsn,
     acknowledged: Lsn,
     id_next: u64,
+    /// The durable watermark when the record at each LSN was appended: the block that holds
+    /// it was sealed later, so it carries at least this watermark, and attests it once durable.
+    appended_at_durable: Vec<Lsn>,
+    /// Every record below it is attested by the metadata (a clean close, or an open).
+    attested_metadata: Lsn,
+    /// Every record below it is attested by a durable block (a later flush's, or an
+    /// attestation after an idle period).
+    attested_blocks: Lsn,
+    /// Simulated time when the acknowledged watermark last advanced (at the end of that call).
+    acknowledged_at_ns: u64,
 }
 
 impl Model {
@@ -304,10 +315,10 @@ impl World {
             let log = self.log.take().expect("log open");
             match log.close() {
                 Ok(_) => {
-                    self.acknowledge_all();
-                    self.disk.borrow_mut().restart();
+                    self.closed_clean();
                     return self.recover_expecting_everything();
                 }
+                Err(_) if self.disk.borrow().crashed() => self.power_loss()?,
                 Err(Error::Failed { .. }) => self.power_loss()?,
                 Err(Error::Io { .. }) if self.swarm.faults.no_space_rate > 0.0 => {
                     self.power_loss()?
@@ -374,11 +385,18 @@ impl World {
             Operation::Cursor => self.cursor_scan(),
             Operation::Truncate => self.truncate(),
             Operation::Tick => {
-                let timeout = self.swarm.config.flush_timeout_ns.unwrap_or(1_000_000);
+                let config = &self.swarm.config;
+                let timeout = config.flush_timeout_ns.unwrap_or(1_000_000);
+                let timeout = timeout.max(config.attest_idle_ns.unwrap_or(0));
                 let delta = self.rng.random_range(0..timeout * 2);
                 self.disk.borrow_mut().advance_ns(delta);
                 let result = self.log().tick();
-                self.result_check(result)
+                let failed = result.is_err();
+                self.result_check(result)?;
+                match failed || self.log.is_none() {
+                    true => Ok(()),
+                    false => self.idle_check(),
+                }
             }
             Operation::Reopen => self.reopen_clean(),
             Operation::Restart => {
@@ -415,6 +433,7 @@ impl World {
     }
 
     fn append(&mut self, count: u32) -> Checked {
+        let durable_before = self.log().durable_lsn();
         let id_first = self.model.id_next;
         self.model.id_next += u64::from(count);
         let result = if count == 1 {
@@ -441,6 +460,9 @@ impl World {
             )));
         }
         self.model.ids.extend(id_first..id_first + placed);
+        self.model
+            .appended_at_durable
+            .resize(self.model.ids.len(), durable_before);
         self.result_check(result)
     }
 
@@ -532,6 +554,7 @@ impl World {
         let taken = std::mem::take(&mut producers.staged_ids);
         producers.staged_bytes = 0;
         let log = self.log.as_mut().expect("log open");
+        let durable_before = log.durable_lsn();
         let result = staging::commit(log, &mut producers.spare, lsn_wanted);
         let (next, durable) = (log.next_lsn(), log.durable_lsn());
         let placed = (next - self.model.next()) as usize;
@@ -542,6 +565,9 @@ impl World {
             )));
         }
         self.model.ids.extend_from_slice(&taken[..placed]);
+        self.model
+            .appended_at_durable
+            .resize(self.model.ids.len(), durable_before);
         self.digest.add(0xC0, placed as u64);
         if !taken.is_empty() {
             self.group_commits += 1;
@@ -573,6 +599,9 @@ impl World {
         let (next, durable) = (self.log().next_lsn(), self.log().durable_lsn());
         self.digest.add(next, durable);
         self.acknowledge();
+        if !self.disk.borrow().crashed() {
+            self.attested_check()?;
+        }
         let Err(error) = result else {
             return Ok(());
         };
@@ -621,7 +650,51 @@ impl World {
         if durable > self.model.acknowledged {
             self.model.acknowledged = durable;
             self.operations_since_progress = 0;
+            self.model.acknowledged_at_ns = self.disk.borrow().now_ns();
+            let sealed_at = self.model.appended_at_durable[durable as usize - 1];
+            self.model.attested_blocks = self.model.attested_blocks.max(sealed_at);
         }
+    }
+
+    /// The log attests at least what the design promises: what its metadata says, what
+    /// durable blocks written after a record say, and, once idle long enough, everything.
+    fn attested_check(&mut self) -> Checked {
+        let attested = self.log().attested_lsn();
+        let promised = self.model.attested_metadata.max(self.model.attested_blocks);
+        if attested < promised.min(self.model.acknowledged) {
+            return Err(wrong(format!(
+                "attested only to {attested}, but {promised} was attested on disk"
+            )));
+        }
+        Ok(())
+    }
+
+    /// After a tick: if the log was idle (every record durable) for the attestation time, it
+    /// must have attested every record, and the seed may damage it at rest and crash.
+    fn idle_check(&mut self) -> Checked {
+        let Some(idle_ns) = self.swarm.config.attest_idle_ns else {
+            return Ok(());
+        };
+        let now = self.disk.borrow().now_ns();
+        let idle = now.saturating_sub(self.model.acknowledged_at_ns) >= idle_ns;
+        let durable = self.log().durable_lsn();
+        if !idle || durable != self.model.next() || self.disk.borrow().crashed() {
+            return Ok(());
+        }
+        self.model.attested_blocks = self.model.attested_blocks.max(durable);
+        self.attested_check()?;
+        if self.at_rest_draw() {
+            self.log = None;
+            self.disk.borrow_mut().damage_at_rest();
+            return self.power_loss();
+        }
+        Ok(())
+    }
+
+    /// Whether damage at rest strikes now.
+    fn at_rest_draw(&mut self) -> bool {
+        let rate = self.swarm.faults.at_rest_rate;
+        rate > 0.0 && self.crash_rng.random_bool(rate)
     }
 
     fn read_one(&mut self) -> Checked {
@@ -753,8 +826,7 @@ impl World {
         let log = self.log.take().expect("log open");
         match log.close() {
             Ok(_) => {
-                self.acknowledge_all();
-                self.disk.borrow_mut().restart();
+                self.closed_clean();
                 self.recover_expecting_everything()
             }
             Err(_) if self.disk.borrow().crashed() => self.power_loss(),
@@ -766,6 +838,17 @@ impl World {
     fn acknowledge_all(&mut self) {
         self.model.acknowledged = self.model.next();
         self.operations_since_progress = 0;
+    }
+
+    /// A clean close acknowledged and attested every record; the process ends, and the seed
+    /// may damage the log while it rests.
+    fn closed_clean(&mut self) {
+        self.acknowledge_all();
+        self.model.attested_metadata = self.model.next();
+        self.disk.borrow_mut().restart();
+        if self.at_rest_draw() {
+            self.disk.borrow_mut().damage_at_rest();
+        }
     }
 
     /// After a clean close every record was acknowledged: the recovery rules then demand all
@@ -874,9 +957,10 @@ impl World {
         self.mode_override = None;
         let log = self.log.as_ref().expect("log open");
         let (first, next, durable) = (log.first_lsn(), log.next_lsn(), log.durable_lsn());
+        let report = *log.recovery_report();
         self.digest.add(next, first);
         let taint = self.loss_allowed_from.take();
-        let required = self.model.acknowledged.min(taint.unwrap_or(Lsn::MAX));
+        let required = self.required(taint, report.lsn_lost);
         if durable != next {
             return Err(wrong(format!(
                 "after recovery, durable {durable} != next {next}"
@@ -892,8 +976,19 @@ impl World {
         self.model.first = first;
         if next < required {
             return Err(wrong(format!(
-                "lost acknowledged records: recovered up to {next}, acknowledged {} (damage from {taint:?})",
-                self.model.acknowledged
+                "lost acknowledged records: recovered up to {next}, acknowledged {} (damage \
+                 from {taint:?}, attested by metadata {} and blocks {}, {} damage events, \
+                 lost reported {:?})",
+                self.model.acknowledged,
+                self.model.attested_metadata,
+                self.model.attested_blocks,
+                self.disk.borrow().damage_events(),
+                report.lsn_lost,
+            )));
+        }
+        if report.lsn_lost.is_some_and(|lost| lost < next) {
+            return Err(wrong(format!(
+                "a loss reported below the recovered end: {report:?}"
             )));
         }
         if next > self.model.next() {
@@ -911,7 +1006,12 @@ impl World {
                 .push(id);
         }
         self.model.ids.truncate(next as usize);
+        self.model.appended_at_durable.truncate(next as usize);
         self.model.acknowledged = next;
+        // The open attested everything it kept, in the metadata.
+        self.model.attested_metadata = next;
+        self.model.attested_blocks = next;
+        self.model.acknowledged_at_ns = self.disk.borrow().now_ns();
         self.producers_reset();
         // Damage from a misdirected write stays on disk until the log has written past it,
         // unless a write of this very open (its seal) was misdirected too.
@@ -921,7 +1021,31 @@ impl World {
             && disk.taint_write_lsn.is_some_and(|taint| next > taint)
         {
             disk.taint_write_lsn = None;
+            disk.misdirects_tainting = 0;
         }
+        // Damage at rest was judged by this recovery: it is now past the end, or harmless.
+        disk.taint_rest_lsn = None;
+        disk.rest_damages = 0;
         Ok(())
+    }
+
+    /// How far a recovery must reach. Without damage, every acknowledged record. Damage may
+    /// end the log early, from the lowest LSN it touched; but without a report of the loss
+    /// (`lsn_lost`), only past what was attested on disk: the metadata's attestation always
+    /// survives damage to segments, a block's only if a single damage event is in effect (one
+    /// event never takes both a record and the block that attests it).
+    fn required(&self, taint: Option<Lsn>, lsn_lost: Option<Lsn>) -> Lsn {
+        let acknowledged = self.model.acknowledged;
+        let Some(taint) = taint else {
+            return acknowledged;
+        };
+        if lsn_lost.is_some() {
+            return acknowledged.min(taint);
+        }
+        let attested = match self.disk.borrow().damage_events() {
+            0 | 1 => self.model.attested_metadata.max(self.model.attested_blocks),
+            _ => self.model.attested_metadata,
+        };
+        acknowledged.min(taint.max(attested))
     }
 }

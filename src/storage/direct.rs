@@ -41,6 +41,8 @@ use std::time::Instant;
 pub const SEGMENT_FILE_SUFFIX: &str = ".segment";
 /// The name of the metadata file.
 pub const METADATA_FILE_NAME: &str = "metadata";
+/// The metadata's name while it is written, before it replaces the old one.
+const METADATA_TEMPORARY_FILE_NAME: &str = "metadata.tmp";
 /// The name of the lock file.
 pub const LOCK_FILE_NAME: &str = "lock";
 /// The suffix of a file being made; a leftover one (a crash interrupted its making) is
@@ -538,6 +540,8 @@ struct Overlay {
     /// The place of each sector held, in the order they were written.
     places: Vec<(SegmentId, u64)>,
     sectors: AlignedBuffer,
+    /// The metadata as the log last wrote it, if it did.
+    metadata: Option<AlignedBuffer>,
 }
 
 /// The log on real files, opened with `O_DIRECT` (Linux).
@@ -707,6 +711,7 @@ impl DirectStorage {
         storage.overlay = Some(Overlay {
             places: Vec::with_capacity(OVERLAY_SECTOR_COUNT_MAX),
             sectors: AlignedBuffer::new(OVERLAY_SECTOR_COUNT_MAX * sector, sector),
+            metadata: None,
         });
         tracing::debug!(
             dir = %dir.display(),
@@ -1184,6 +1189,55 @@ impl DirectStorage {
     }
 }
 
+impl DirectStorage {
+    /// Submits a sync; `counted` tells the filler about it (a sync a caller waits on).
+    fn sync_start(&mut self, token: u64, segment: SegmentId, counted: bool) {
+        let index = self
+            .segment_index(segment)
+            .expect("sync of a missing segment");
+        let fd = self.segments[index].file.as_ref().map(|fd| fd.as_raw_fd());
+        // The first sync after the file was renamed into place syncs the directory too; the
+        // mark comes back if that sync fails.
+        let directory = std::mem::take(&mut self.segments[index].directory_unsynced);
+        let slot = self.slot_take(token, segment);
+        self.slots[slot as usize].directory = directory;
+        self.segment_inflight_change(segment, true);
+        if self.is_read_only() {
+            // A reader syncs too: what it returns is then durable whoever wrote it.
+            let errno = match fd.map(fdatasync) {
+                None | Some(Ok(())) => 0,
+                Some(Err(error)) => error.raw_os_error().unwrap_or(libc::EIO),
+            };
+            let completion = self.completion_from(Done { slot, errno });
+            self.completions_local.push_back(completion);
+            return;
+        }
+        if let Some(fill) = self.fill.as_ref().filter(|_| counted) {
+            fill.sync_before();
+        }
+        let operation = Operation {
+            slot,
+            fd: fd.expect("a writer's segments have files"),
+            dir_fd: directory.then(|| self.dir_fd.as_raw_fd()),
+            size_bytes: 0,
+            address: 0,
+            offset_bytes: 0,
+        };
+        // The caller is about to wait for this sync: run it on its thread, sparing two thread
+        // handoffs, which cost more than the sync on a busy machine (docs/disk.md), when
+        // nothing else is in flight, and always with io_uring, which makes no IO threads.
+        if self.inflight == 1 || self.uring.is_some() {
+            let completion = self.completion_from(operation_run(operation));
+            self.completions_local.push_back(completion);
+            return;
+        }
+        self.pool
+            .as_ref()
+            .expect("a writer has IO threads")
+            .submit(operation);
+    }
+}
+
 fn options_check(options: &DirectOptions) {
     assert!((1..=IO_THREAD_COUNT_MAX).contains(&options.io_thread_count));
     assert!((2..=OPERATIONS_INFLIGHT_MAX).contains(&options.operations_inflight_max));
@@ -1297,10 +1351,6 @@ fn probe_read(dir: &Path, dir_fd: &OwnedFd, options: &DirectOptions) -> Result<(
     }
 }
 
-fn read_only_error() -> io::Error {
-    io::Error::from(io::ErrorKind::ReadOnlyFilesystem)
-}
-
 impl Drop for DirectStorage {
     fn drop(&mut self) {
         // Stop the IO threads (they finish what is queued) and the read-ahead before any
@@ -1326,6 +1376,16 @@ impl Storage for DirectStorage {
 
     fn metadata_read(&mut self, buffer: &mut [u8]) -> io::Result<bool> {
         assert_aligned(self.sector_size_bytes, 0, buffer);
+        if let Some(metadata) = self
+            .overlay
+            .as_ref()
+            .and_then(|overlay| overlay.metadata.as_ref())
+        {
+            let size = metadata.len().min(buffer.len());
+            buffer[..size].copy_from_slice(&metadata[..size]);
+            buffer[size..].fill(0);
+            return Ok(true);
+        }
         let flags = libc::O_RDONLY | self.direct_flag();
         let name = Name::plain(METADATA_FILE_NAME);
         let file = match open_at(self.dir_fd.as_raw_fd(), &name, flags) {
@@ -1340,11 +1400,22 @@ impl Storage for DirectStorage {
 
     fn metadata_write(&mut self, buffer: &[u8]) -> io::Result<()> {
         assert_aligned(self.sector_size_bytes, 0, buffer);
-        if self.is_read_only() {
-            return Err(read_only_error());
+        if let Some(overlay) = &mut self.overlay {
+            // Read-only: what the log writes is kept here and read back, and no file changes.
+            let sector = self.sector_size_bytes as usize;
+            let held = overlay
+                .metadata
+                .get_or_insert_with(|| AlignedBuffer::new(buffer.len(), sector));
+            assert_eq!(
+                held.len(),
+                buffer.len(),
+                "the metadata is one sector of the log"
+            );
+            held.copy_from_slice(buffer);
+            return Ok(());
         }
         let dir = self.dir_fd.as_raw_fd();
-        let temporary = Name::plain(&format!("{METADATA_FILE_NAME}{TEMPORARY_FILE_SUFFIX}"));
+        let temporary = Name::plain(METADATA_TEMPORARY_FILE_NAME);
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | self.direct_flag();
         let file = open_at(dir, &temporary, flags)?;
         write_all_at(file.as_raw_fd(), buffer, 0)?;
@@ -1551,49 +1622,12 @@ impl Storage for DirectStorage {
     }
 
     fn sync_submit(&mut self, token: u64, segment: SegmentId) {
-        let index = self
-            .segment_index(segment)
-            .expect("sync of a missing segment");
-        let fd = self.segments[index].file.as_ref().map(|fd| fd.as_raw_fd());
-        // The first sync after the file was renamed into place syncs the directory too; the
-        // mark comes back if that sync fails.
-        let directory = std::mem::take(&mut self.segments[index].directory_unsynced);
-        let slot = self.slot_take(token, segment);
-        self.slots[slot as usize].directory = directory;
-        self.segment_inflight_change(segment, true);
-        if self.is_read_only() {
-            // A reader syncs too: what it returns is then durable whoever wrote it.
-            let errno = match fd.map(fdatasync) {
-                None | Some(Ok(())) => 0,
-                Some(Err(error)) => error.raw_os_error().unwrap_or(libc::EIO),
-            };
-            let completion = self.completion_from(Done { slot, errno });
-            self.completions_local.push_back(completion);
-            return;
-        }
-        if let Some(fill) = &self.fill {
-            fill.sync_before();
-        }
-        let operation = Operation {
-            slot,
-            fd: fd.expect("a writer's segments have files"),
-            dir_fd: directory.then(|| self.dir_fd.as_raw_fd()),
-            size_bytes: 0,
-            address: 0,
-            offset_bytes: 0,
-        };
-        // The caller is about to wait for this sync: run it on its thread, sparing two thread
-        // handoffs, which cost more than the sync on a busy machine (docs/disk.md), when
-        // nothing else is in flight, and always with io_uring, which makes no IO threads.
-        if self.inflight == 1 || self.uring.is_some() {
-            let completion = self.completion_from(operation_run(operation));
-            self.completions_local.push_back(completion);
-            return;
-        }
-        self.pool
-            .as_ref()
-            .expect("a writer has IO threads")
-            .submit(operation);
+        self.sync_start(token, segment, true);
+    }
+
+    /// Bulk syncs do not tell the filler that the log syncs often.
+    fn sync_submit_bulk(&mut self, token: u64, segment: SegmentId) {
+        self.sync_start(token, segment, false);
     }
 
     fn poll(&mut self, wait: bool) -> Option<Completion> {

@@ -156,6 +156,14 @@ pub trait Storage: Clock {
     /// that completed before the submission is durable.
     fn sync_submit(&mut self, token: u64, segment: SegmentId);
 
+    /// Like [`sync_submit`](Storage::sync_submit), for a sync the log makes only to reuse its
+    /// write buffers during bulk appends (it keeps at most `write_buffer_count` writes not yet
+    /// durable), not one a caller waits on: a backend that tunes itself for the latency of
+    /// frequent small syncs should not count it. The default submits it as any other sync.
+    fn sync_submit_bulk(&mut self, token: u64, segment: SegmentId) {
+        self.sync_submit(token, segment);
+    }
+
     /// Returns a completed operation, if any. With `wait`, blocks until one completes, unless
     /// nothing is in flight.
     fn poll(&mut self, wait: bool) -> Option<Completion>;

@@ -1,0 +1,338 @@
+//! Reads and cursors: find a record through the sparse index, walk the blocks from there
+//! (from the write buffer or from storage, checked), and reassemble records that span blocks.
+
+use super::*;
+
+/// A record found by a read: where its bytes are.
+#[derive(Clone, Copy, Debug)]
+enum Found {
+    /// In the current write buffer.
+    Memory { start: usize, size: usize },
+    /// In the read buffer.
+    Cache { start: usize, size: usize },
+    /// Assembled from fragments in the record buffer.
+    Assembled { size: usize },
+}
+
+/// Where a walk over blocks stands: at a frame boundary inside a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Position {
+    segment: SegmentId,
+    block_offset_bytes: u64,
+    /// Offset of the next frame in the block's body; zero at the start of a block.
+    frame_offset_bytes: usize,
+    /// The LSN of the record the next frame belongs to.
+    lsn_frame: Lsn,
+    /// What the next block's header must say, checked when it comes from storage.
+    expect: Expect,
+}
+
+/// The link a block read from storage must have to the walk that reached it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// Its own `checksum_header`, as the index recorded it.
+    Checksum(u32),
+    /// Its `checksum_previous`: the previous block's `checksum_header`.
+    Previous(u32),
+    /// Nothing known (the block was indexed while open in memory).
+    Unknown,
+}
+
+/// Where a block's body is.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    /// In the current write buffer, from this offset.
+    Memory(usize),
+    /// In the read buffer, from this offset.
+    Cache(usize),
+}
+
+impl<S: Storage> Log<S> {
+    /// Reads record `lsn` into `buffer` and returns its size. Sees every appended record,
+    /// durable or not.
+    pub fn read(&mut self, lsn: Lsn, buffer: &mut [u8]) -> Result<usize> {
+        self.writable()?;
+        if lsn < self.lsn_first || lsn >= self.lsn_next {
+            return Err(self.out_of_range(lsn));
+        }
+        let position = self.locate(lsn)?;
+        self.cache.window_set(self.config.block_size_bytes as usize);
+        let (found, _) = self.record_find(lsn, position)?;
+        let data = self.found_bytes(found);
+        if buffer.len() < data.len() {
+            return Err(Error::BufferTooSmall {
+                size_bytes: data.len(),
+            });
+        }
+        buffer[..data.len()].copy_from_slice(data);
+        Ok(data.len())
+    }
+
+    /// A cursor that yields the durable records from `lsn` on.
+    pub fn cursor(&self, lsn: Lsn) -> Result<Cursor> {
+        if lsn < self.lsn_first || lsn > self.lsn_next {
+            return Err(self.out_of_range(lsn));
+        }
+        Ok(Cursor {
+            lsn_next: lsn,
+            position: None,
+        })
+    }
+
+    /// The cursor's next durable record, or `None` at the durable end (more may come later).
+    pub fn cursor_next(&mut self, cursor: &mut Cursor) -> Result<Option<Record<'_>>> {
+        self.writable()?;
+        let lsn = cursor.lsn_next;
+        if lsn >= self.lsn_durable {
+            return Ok(None);
+        }
+        if lsn < self.lsn_first {
+            return Err(self.out_of_range(lsn));
+        }
+        let segment = self
+            .table
+            .id(self.table.find(lsn).expect("lsn in a segment"));
+        let position = match cursor.position {
+            Some(position) if position.segment == segment => position,
+            _ => self.locate(lsn)?,
+        };
+        self.cache
+            .window_set(self.config.read_buffer_size_bytes as usize);
+        let (found, position) = self.record_find(lsn, position)?;
+        cursor.position = Some(position);
+        cursor.lsn_next = lsn + 1;
+        Ok(Some(Record {
+            lsn,
+            data: self.found_bytes(found),
+        }))
+    }
+
+    fn found_bytes(&self, found: Found) -> &[u8] {
+        match found {
+            Found::Memory { start, size } => {
+                &self.writer.buffer.as_ref().expect("memory block")[start..start + size]
+            }
+            Found::Cache { start, size } => &self.cache.bytes()[start..start + size],
+            Found::Assembled { size } => &self.record_buffer[..size],
+        }
+    }
+
+    /// The position of a block at or before the one where record `lsn` starts.
+    fn locate(&self, lsn: Lsn) -> Result<Position> {
+        let index = self.table.find(lsn).ok_or_else(|| self.out_of_range(lsn))?;
+        let entry = self
+            .table
+            .index_locate(index, lsn)
+            .expect("a segment holding records has index entries");
+        Ok(Position {
+            segment: self.table.id(index),
+            block_offset_bytes: u64::from(entry.offset_bytes),
+            frame_offset_bytes: 0,
+            lsn_frame: 0,
+            expect: match entry.checksum {
+                0 => Expect::Unknown,
+                checksum => Expect::Checksum(checksum),
+            },
+        })
+    }
+
+    /// Makes the block at a place available, from the write buffer or from storage (checked),
+    /// and returns its header and where its body starts.
+    fn block_view(
+        &mut self,
+        segment: SegmentId,
+        offset_bytes: u64,
+    ) -> Result<(BlockHeader, Source)> {
+        let writer = &self.writer;
+        let in_buffer = writer.buffer.is_some()
+            && segment == self.table.last()
+            && offset_bytes >= writer.buffer_offset_bytes
+            && offset_bytes <= writer.block_offset_bytes;
+        if in_buffer {
+            let start = (offset_bytes - writer.buffer_offset_bytes) as usize;
+            let buffer = writer.buffer.as_ref().expect("checked");
+            if offset_bytes == writer.block_offset_bytes {
+                assert!(writer.block_fill_bytes > 0, "walked past the open block");
+                return Ok((writer.block_header, Source::Memory(start + HEADER)));
+            }
+            return match BlockHeader::decode(&buffer[start..]) {
+                HeaderRead::Valid(header) => Ok((header, Source::Memory(start + HEADER))),
+                _ => panic!("sealed block in memory does not decode"),
+            };
+        }
+        let sector = u64::from(self.config.sector_size_bytes);
+        if self.inflight_overlaps(segment, offset_bytes, sector) {
+            self.writes_wait_all()?;
+        }
+        let place = Place {
+            segment,
+            offset_bytes,
+            segment_size_bytes: self.config.segment_size_bytes,
+            sector_size_bytes: self.config.sector_size_bytes,
+            block_size_bytes: self.config.block_size_bytes,
+        };
+        let corruption = |kind| Error::Corruption {
+            segment,
+            offset_bytes,
+            kind,
+        };
+        let header = match place.load_header(&mut self.cache, &mut self.storage)? {
+            HeaderState::Valid(header) => header,
+            HeaderState::Zero => return Err(corruption(CorruptionKind::Missing)),
+            HeaderState::Invalid => return Err(corruption(CorruptionKind::HeaderChecksum)),
+            HeaderState::Misplaced(_) => return Err(corruption(CorruptionKind::Misplaced)),
+            HeaderState::Malformed(_) => return Err(corruption(CorruptionKind::Malformed)),
+        };
+        if self.inflight_overlaps(segment, offset_bytes, u64::from(header.size_bytes)) {
+            self.writes_wait_all()?;
+        }
+        match place.load_body(&mut self.cache, &mut self.storage, &header)? {
+            Ok((body_start, _)) => Ok((header, Source::Cache(body_start))),
+            Err(kind) => Err(corruption(kind)),
+        }
+    }
+
+    fn source_bytes(&self, source: Source) -> &[u8] {
+        match source {
+            Source::Memory(start) => &self.writer.buffer.as_ref().expect("memory block")[start..],
+            Source::Cache(start) => &self.cache.bytes()[start..],
+        }
+    }
+
+    /// Walks frames from `position` until record `target` is complete.
+    fn record_find(&mut self, target: Lsn, mut position: Position) -> Result<(Found, Position)> {
+        let mut assembled: Option<usize> = None;
+        loop {
+            if position.block_offset_bytes >= self.config.segment_size_bytes {
+                return Err(self.walk_error(&position));
+            }
+            let (header, source) =
+                self.block_view(position.segment, position.block_offset_bytes)?;
+            if position.frame_offset_bytes == 0 {
+                self.block_enter(&mut position, &header, source)?;
+                if !header.continues() {
+                    assembled = None;
+                }
+            }
+            let body_size = header.body_size_bytes as usize;
+            while position.frame_offset_bytes < body_size {
+                let found = self.frame_take(target, &mut position, source, &mut assembled)?;
+                if let Some(found) = found {
+                    return Ok((found, position));
+                }
+            }
+            position.block_offset_bytes += u64::from(header.size_bytes);
+            position.frame_offset_bytes = 0;
+            position.expect = Expect::Previous(header.checksum_header);
+            if header.size_bytes == 0 {
+                // The open block in memory has no size yet: the walk cannot pass it.
+                return Err(self.walk_error(&position));
+            }
+        }
+    }
+
+    /// Checks that a block read from storage follows the walk, and starts its LSN count.
+    fn block_enter(
+        &self,
+        position: &mut Position,
+        header: &BlockHeader,
+        source: Source,
+    ) -> Result<()> {
+        let linked = match position.expect {
+            Expect::Checksum(checksum) => header.checksum_header == checksum,
+            Expect::Previous(checksum) => header.checksum_previous == checksum,
+            Expect::Unknown => true,
+        };
+        if matches!(source, Source::Cache(_)) && !linked {
+            // A valid block that does not follow the walk: stale bytes where a write never
+            // landed (a misdirected or lost write).
+            return Err(Error::Corruption {
+                segment: position.segment,
+                offset_bytes: position.block_offset_bytes,
+                kind: CorruptionKind::Misplaced,
+            });
+        }
+        position.lsn_frame = header.lsn_first;
+        Ok(())
+    }
+
+    /// Takes the frame at the position: skips it if it belongs to an earlier record, gathers
+    /// it if it belongs to `target`, and returns the record once it is whole.
+    fn frame_take(
+        &mut self,
+        target: Lsn,
+        position: &mut Position,
+        source: Source,
+        assembled: &mut Option<usize>,
+    ) -> Result<Option<Found>> {
+        let frame_at = position.frame_offset_bytes;
+        let (kind, size) = format::frame_decode(&self.source_bytes(source)[frame_at..]);
+        let (data_at, size) = (frame_at + FRAME, size as usize);
+        let lsn = position.lsn_frame;
+        position.frame_offset_bytes = data_at + size;
+        if matches!(kind, FragmentKind::Full | FragmentKind::Last) {
+            position.lsn_frame += 1;
+        }
+        if lsn < target {
+            return Ok(None);
+        }
+        if lsn > target {
+            return Err(self.walk_error(position));
+        }
+        match (kind, *assembled) {
+            (FragmentKind::Full, _) => Ok(Some(match source {
+                Source::Memory(start) => Found::Memory {
+                    start: start + data_at,
+                    size,
+                },
+                Source::Cache(start) => Found::Cache {
+                    start: start + data_at,
+                    size,
+                },
+            })),
+            (FragmentKind::First, _) => {
+                self.record_buffer_put(0, source, data_at, size, position)?;
+                *assembled = Some(size);
+                Ok(None)
+            }
+            (FragmentKind::Middle | FragmentKind::Last, Some(have)) => {
+                self.record_buffer_put(have, source, data_at, size, position)?;
+                *assembled = Some(have + size);
+                let whole = kind == FragmentKind::Last;
+                Ok(whole.then_some(Found::Assembled { size: have + size }))
+            }
+            // The rest of a record abandoned by a crash, or of one before the walk began.
+            (FragmentKind::Middle | FragmentKind::Last, None) => Ok(None),
+        }
+    }
+
+    fn record_buffer_put(
+        &mut self,
+        at: usize,
+        source: Source,
+        data_at: usize,
+        size: usize,
+        position: &Position,
+    ) -> Result<()> {
+        if at + size > self.record_buffer.len() {
+            return Err(self.walk_error(position));
+        }
+        let (start, bytes) = match source {
+            Source::Memory(start) => (start, &self.writer.buffer.as_ref().expect("memory")[..]),
+            Source::Cache(start) => (start, self.cache.bytes()),
+        };
+        let data = &bytes[start + data_at..start + data_at + size];
+        self.record_buffer[at..at + size].copy_from_slice(data);
+        Ok(())
+    }
+
+    /// A walk that did not find its record where the index and headers said it was: the
+    /// blocks are well-formed but do not hold what they must.
+    fn walk_error(&self, position: &Position) -> Error {
+        Error::Corruption {
+            segment: position.segment,
+            offset_bytes: position.block_offset_bytes,
+            kind: CorruptionKind::Framing,
+        }
+    }
+}

@@ -74,10 +74,20 @@ enum Command {
 
     /// Reads the whole log and checks every block checksum, chain link and record frame.
     ///
-    /// Exits with status 0 if the log is intact, 1 if acknowledged data is damaged or
-    /// unreadable (the report names the segment file and the byte offset of the damaged
-    /// block), 2 if it could not verify (no log, wrong arguments). Shows a progress bar on a
-    /// terminal.
+    /// Exit status:
+    ///   0  intact: every record reads back, and nothing valid lies after the end.
+    ///   1  acknowledged data is damaged or unreadable. The report names the segment file
+    ///      and the byte offset of the damaged block. The records there are known to have
+    ///      been durable: the metadata's checkpoint (a clean close or an open), a later
+    ///      block, or a block a whole window further on says so.
+    ///   2  could not verify: no log, wrong arguments, an IO error.
+    ///   3  possible loss: every record up to the end reads back, but recovery dropped
+    ///      valid blocks after the end that nothing attests were durable (a crash cut the
+    ///      log before them, or damage hid the block before them). The report says how
+    ///      many records they claim beyond which LSN.
+    ///
+    /// Shows a progress bar on a terminal.
+    #[command(verbatim_doc_comment)]
     Verify(VerifyArgs),
 
     /// Measures the log on DirectStorage against raw O_DIRECT writes in the same run.

@@ -13,7 +13,7 @@ use ballast_log::storage::{
     segment_file_name, segment_file_parse, DirectOptions, DirectStorage, IoMode, Storage,
     METADATA_FILE_NAME,
 };
-use ballast_log::{Config, Error, Log, Lsn};
+use ballast_log::{Config, Error, Log, Lsn, RecoveryReport};
 use clap::Args;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -521,13 +521,48 @@ pub fn info(args: &InfoArgs) -> Result<ExitCode, String> {
         report.end_offset_bytes,
         size_human(used)
     );
+    let end = match (report.clean_end, report.end_written) {
+        (true, _) => "closed cleanly there",
+        (false, false) => "not closed cleanly; nothing written after the end",
+        (false, true) => "not closed cleanly; the sector after the end holds a cut write",
+    };
+    println!("recovery    {end}; epoch {}", report.epoch);
+    println!(
+        "attested    every record below lsn {} is attested on disk: damage to it is reported",
+        report.lsn_checkpoint.max(log.attested_lsn())
+    );
+    if let Some(line) = discarded_line(&report) {
+        println!("discarded   {line}");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What recovery dropped after the end, if it dropped any valid block: a possible loss.
+fn discarded_line(report: &RecoveryReport) -> Option<String> {
+    let discarded = report.discarded;
+    if discarded.block_count == 0 {
+        return None;
+    }
+    Some(format!(
+        "possible loss of {} records beyond lsn {}: {} valid block(s) ({}) after the end, \
+         claiming lsn {}..{}, were dropped; they were written but nothing attests that they \
+         were durable (a crash cut the log before them, or damage hid the block before them)",
+        report.records_discarded_max(),
+        report.lsn_next,
+        discarded.block_count,
+        size_human(discarded.size_bytes),
+        discarded.lsn_first,
+        discarded.lsn_end
+    ))
 }
 
 /// Exit status of `verify` when damage is found.
 const EXIT_CORRUPT: u8 = 1;
 /// Exit status of `verify` when it could not verify (no log, IO error, bad arguments).
 const EXIT_UNVERIFIED: u8 = 2;
+/// Exit status of `verify` when every record is intact but recovery dropped valid blocks after
+/// the end, which may have held acknowledged records.
+const EXIT_POSSIBLE_LOSS: u8 = 3;
 
 /// `ballast verify`.
 pub fn verify(args: &VerifyArgs) -> Result<ExitCode, String> {
@@ -548,6 +583,7 @@ pub fn verify(args: &VerifyArgs) -> Result<ExitCode, String> {
         }
     };
     let (first, next) = (log.first_lsn(), log.next_lsn());
+    let report = *log.recovery_report();
     let bar = indicatif::ProgressBar::new(next - first);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -581,13 +617,22 @@ pub fn verify(args: &VerifyArgs) -> Result<ExitCode, String> {
         next - first,
         "the cursor yields every durable record"
     );
-    println!(
-        "ok: {count} records (lsn {first}..{next}, {}) in {} segments verified in {:.2} s: \
-         every block checksum, chain link and record frame is intact",
+    let summary = format!(
+        "{count} records (lsn {first}..{next}, {}) in {} segments verified in {:.2} s",
         size_human(size_bytes),
         log.segment_count(),
         start.elapsed().as_secs_f64()
     );
+    if let Some(line) = discarded_line(&report) {
+        println!("POSSIBLE LOSS: {line}");
+        println!("{summary}: every block checksum, chain link and record frame up to the end");
+        return Ok(ExitCode::from(EXIT_POSSIBLE_LOSS));
+    }
+    let end = match report.end_written {
+        true => " (a crash cut a write after the last record; the bytes there hold no valid block)",
+        false => "",
+    };
+    println!("ok: {summary}: every block checksum, chain link and record frame is intact{end}");
     Ok(ExitCode::SUCCESS)
 }
 

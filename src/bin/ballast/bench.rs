@@ -167,6 +167,25 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
         raw.max() as f64 / 1e3,
         raw_written.max() as f64 / 1e3
     );
+    let attest = attest_case(&scratch.path, args, &pool)?;
+    for (name, quantile) in [("p50", 0.50), ("p99", 0.99)] {
+        let us = |histogram: &Histogram<u64>| histogram.value_at_quantile(quantile) as f64 / 1e3;
+        println!(
+            "| idle attestation (1 sector + fdatasync), {name} | {:.0} us | {:.0} us (4 KiB \
+             write + fdatasync, fresh blocks) | {:.2} |",
+            us(&attest),
+            us(&raw),
+            us(&attest) / us(&raw)
+        );
+    }
+    let (clean_ns, crash_ns) = open_case(&scratch.path, args, &pool)?;
+    println!(
+        "| open a fresh log of 64 MiB segments, median | {:.1} ms after a clean close | {:.1} ms \
+         after a crash (the scan after the end) | {:.2} |",
+        clean_ns as f64 / 1e6,
+        crash_ns as f64 / 1e6,
+        clean_ns as f64 / crash_ns as f64
+    );
     println!();
     println!(
         "targets (bulk log/raw >= 0.90, flush p99 <= 1.5 x raw): {}",
@@ -364,6 +383,62 @@ fn latency_case(
     }
     log.close().map_err(|error| error.to_string())?;
     Ok(histograms)
+}
+
+/// The latency (ns) of an idle log's attestation: after each append + flush, the attestation
+/// a tick writes once the log has been idle (`Log::attest`): one sector and one sync.
+fn attest_case(scratch: &Path, args: &BenchArgs, pool: &[u8]) -> Result<Histogram<u64>, String> {
+    let dir = scratch.join("attest-log");
+    let config = bench_config(4);
+    let storage = direct_storage(&dir, &config, args)?;
+    let mut log = Log::open(config, storage).map_err(|error| error.to_string())?;
+    let mut histogram = histogram();
+    for sample in 0..args.samples / 4 {
+        let at = sample as usize % (pool.len() - LATENCY_RECORD_SIZE_BYTES);
+        log.append(&pool[at..at + LATENCY_RECORD_SIZE_BYTES])
+            .map_err(|error| error.to_string())?;
+        log.flush().map_err(|error| error.to_string())?;
+        let start = Instant::now();
+        log.attest().map_err(|error| error.to_string())?;
+        histogram
+            .record(start.elapsed().as_nanos() as u64)
+            .expect("in bounds");
+        assert_eq!(log.attested_lsn(), log.durable_lsn());
+    }
+    log.close().map_err(|error| error.to_string())?;
+    Ok(histogram)
+}
+
+/// The median time (ns) to open a fresh log (one flushed block in a 64 MiB segment): after a
+/// clean close, which skips the scan after the end, and after a crash, which reads it.
+fn open_case(scratch: &Path, args: &BenchArgs, pool: &[u8]) -> Result<(u64, u64), String> {
+    const OPENS: usize = 15;
+    let dir = scratch.join("open-log");
+    let config = bench_config(4);
+    let mut median = [0u64; 2];
+    for (case, clean) in [(0, true), (1, false)] {
+        let mut times = Vec::with_capacity(OPENS);
+        for _ in 0..OPENS {
+            let storage = direct_storage(&dir, &config, args)?;
+            let start = Instant::now();
+            let mut log = Log::open(config.clone(), storage).map_err(|error| error.to_string())?;
+            times.push(start.elapsed().as_nanos() as u64);
+            log.append(&pool[..LATENCY_RECORD_SIZE_BYTES])
+                .map_err(|error| error.to_string())?;
+            log.flush().map_err(|error| error.to_string())?;
+            match clean {
+                true => drop(log.close().map_err(|error| error.to_string())?),
+                false => drop(log.into_storage()),
+            }
+            settle(&dir);
+        }
+        // The first open of each case formats the log: it is left out.
+        times.remove(0);
+        times.sort_unstable();
+        median[case] = times[times.len() / 2];
+        std::fs::remove_dir_all(&dir).map_err(|error| format!("{}: {error}", dir.display()))?;
+    }
+    Ok((median[0], median[1]))
 }
 
 /// A file for a raw write + sync loop: preallocated to `size_bytes`, its blocks `written`

@@ -29,6 +29,8 @@ pub const METADATA_SIZE_BYTES: usize = 128;
 pub const METADATA_V1_SIZE_BYTES: usize = 64;
 /// Metadata flag: the log was closed cleanly, and `Metadata::clean` says where it ended.
 pub const METADATA_FLAG_CLEAN: u16 = 1;
+/// Metadata flag: `Metadata::first` names the log's first block.
+pub const METADATA_FLAG_FIRST: u16 = 2;
 /// A fragment's length is stored in 30 bits.
 pub const FRAGMENT_SIZE_BYTES_MAX: u32 = (1 << 30) - 1;
 /// LSNs stay below this bound (index keys double them).
@@ -330,6 +332,20 @@ pub struct Metadata {
     pub lsn_checkpoint: u64,
     /// Where the log ended when it was closed cleanly; `None` once an open may have written.
     pub clean: Option<CleanEnd>,
+    /// The log's first block: its segment and its `checksum_header`. Nothing before it can
+    /// vouch for it (its predecessor is gone, or it has none), so recovery checks it against
+    /// this. `None` when the log had no block then; stale (naming a removed segment) after an
+    /// interrupted `truncate_prefix`, and then unused.
+    pub first: Option<FirstBlock>,
+}
+
+/// The first block of a log, as the metadata records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FirstBlock {
+    /// The log's first segment.
+    pub segment: u64,
+    /// The `checksum_header` of the block at its offset 0.
+    pub checksum: u32,
 }
 
 /// Where a cleanly closed log ended.
@@ -368,6 +384,7 @@ impl Metadata {
             window_size_bytes: 0,
             lsn_checkpoint: 0,
             clean: None,
+            first: None,
         }
     }
 
@@ -384,13 +401,20 @@ impl Metadata {
         put_u32(bytes, 32, self.epoch_max);
         put_u64(bytes, 40, self.window_size_bytes);
         put_u64(bytes, 48, self.lsn_checkpoint);
+        let mut flags = 0;
         if let Some(clean) = self.clean {
-            put_u16(bytes, 6, METADATA_FLAG_CLEAN);
+            flags |= METADATA_FLAG_CLEAN;
             put_u64(bytes, 56, clean.segment);
             put_u64(bytes, 64, clean.offset_bytes);
             put_u64(bytes, 72, clean.lsn_next);
             put_u32(bytes, 80, clean.checksum_last);
         }
+        if let Some(first) = self.first {
+            flags |= METADATA_FLAG_FIRST;
+            put_u32(bytes, 84, first.checksum);
+            put_u64(bytes, 88, first.segment);
+        }
+        put_u16(bytes, 6, flags);
         let sum = checksum(&bytes[4..METADATA_SIZE_BYTES]);
         put_u32(bytes, 0, sum);
     }
@@ -418,12 +442,14 @@ impl Metadata {
             return Err(MetadataFault::Checksum);
         }
         let flags = get_u16(bytes, 6);
-        let clean_fields = &bytes[56..84];
+        let zero = |range: std::ops::Range<usize>| bytes[range].iter().all(|&byte| byte == 0);
         let clean = flags & METADATA_FLAG_CLEAN != 0;
-        let reserved = flags & !METADATA_FLAG_CLEAN != 0
-            || bytes[36..40].iter().any(|&byte| byte != 0)
-            || bytes[84..].iter().any(|&byte| byte != 0)
-            || (!clean && clean_fields.iter().any(|&byte| byte != 0));
+        let first = flags & METADATA_FLAG_FIRST != 0;
+        let reserved = flags & !(METADATA_FLAG_CLEAN | METADATA_FLAG_FIRST) != 0
+            || !zero(36..40)
+            || !zero(96..bytes.len())
+            || (!clean && !zero(56..84))
+            || (!first && !zero(84..96));
         if reserved {
             return Err(MetadataFault::Reserved);
         }
@@ -437,6 +463,10 @@ impl Metadata {
                 offset_bytes: get_u64(bytes, 64),
                 lsn_next: get_u64(bytes, 72),
                 checksum_last: get_u32(bytes, 80),
+            }),
+            first: first.then(|| FirstBlock {
+                checksum: get_u32(bytes, 84),
+                segment: get_u64(bytes, 88),
             }),
             ..sizes
         })
@@ -562,6 +592,10 @@ mod tests {
                 offset_bytes: 8192,
                 lsn_next: 1234,
                 checksum_last: 0xDEAD_BEEF,
+            }),
+            first: Some(FirstBlock {
+                segment: 500,
+                checksum: 0xFEED_F00D,
             }),
             ..Metadata::new(4096, 65536, 1 << 26)
         };

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::config::RecoveryMode;
 use crate::error::{CorruptionKind, Error, IoCause, IoOperation, Result};
 use crate::format::{
-    self, BlockHeader, CleanEnd, FragmentKind, HeaderRead, Metadata, MetadataFault,
+    self, BlockHeader, CleanEnd, FirstBlock, FragmentKind, HeaderRead, Metadata, MetadataFault,
     BLOCK_HEADER_SIZE_BYTES, FLAG_CONTINUES, FORMAT_VERSION, FORMAT_VERSION_MIN,
     FRAME_HEADER_SIZE_BYTES,
 };
@@ -321,6 +321,15 @@ impl<S: Storage> Log<S> {
         Ok(())
     }
 
+    /// The log's first block, for the metadata, once it is sealed.
+    fn first_block(&self) -> Option<FirstBlock> {
+        let checksum = self.table.first_block_checksum(0)?;
+        Some(FirstBlock {
+            segment: self.table.id(0),
+            checksum,
+        })
+    }
+
     /// Writes `metadata` durably and keeps it as the log's own.
     fn metadata_write(&mut self, metadata: Metadata) -> Result<()> {
         let metadata = Metadata {
@@ -381,6 +390,7 @@ impl<S: Storage> Log<S> {
         if lsn > self.lsn_next {
             return Err(self.out_of_range(lsn));
         }
+        let mut dropped = false;
         while self.table.len() > 1 && self.table.id(1) <= lsn {
             let segment = self.table.id(0);
             if self.inflight_segment(segment) {
@@ -394,6 +404,14 @@ impl<S: Storage> Log<S> {
                 .invalidate(segment, 0, self.config.segment_size_bytes);
             self.lsn_first = self.table.id(0);
             tracing::info!(segment, lsn_first = self.lsn_first, "segment dropped");
+            dropped = true;
+        }
+        if dropped {
+            // The new first block has nothing before it to vouch for it: the metadata does.
+            self.metadata_write(Metadata {
+                first: self.first_block(),
+                ..self.metadata
+            })?;
         }
         Ok(())
     }
@@ -415,6 +433,7 @@ impl<S: Storage> Log<S> {
         self.metadata_write(Metadata {
             lsn_checkpoint: self.lsn_next,
             clean: Some(clean),
+            first: self.first_block(),
             ..self.metadata
         })?;
         tracing::info!(lsn_next = self.lsn_next, "closed");

@@ -7,7 +7,7 @@
 
 use crate::config::{Config, RecoveryMode};
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{BlockHeader, BodySummary, CleanEnd, Metadata};
+use crate::format::{BlockHeader, BodySummary, CleanEnd, FirstBlock, Metadata};
 use crate::read::{HeaderState, Place, ReadCache};
 use crate::segments::{IndexEntry, SegmentTable};
 use crate::storage::{SegmentId, Storage};
@@ -162,6 +162,9 @@ impl RecoveryReport {
 pub(crate) struct Chain {
     pub lsn_next: Lsn,
     pub checksum_previous: Option<u32>,
+    /// Before the first block (no `checksum_previous` yet): the `checksum_header` that block
+    /// must have, when the metadata records the log's first block.
+    pub checksum_first: Option<u32>,
     pub epoch: u32,
     /// The last accepted block ends inside a record (its first fragments are written).
     pub record_open: bool,
@@ -171,9 +174,14 @@ impl Chain {
     /// Whether `header` may follow the chain. A block of a newer epoch abandons a record left
     /// open by the previous epoch's crash and starts afresh at the same LSN.
     pub fn continued_by(&self, header: &BlockHeader) -> bool {
-        let previous_ok = match self.checksum_previous {
-            Some(checksum) => header.checksum_previous == checksum,
-            None => true,
+        let previous_ok = match (self.checksum_previous, self.checksum_first) {
+            (Some(checksum), _) => {
+                header.checksum_previous == checksum
+                    || crate::planted::active("checksum-previous-unchecked")
+            }
+            // Nothing before the first block vouches for it: the metadata does.
+            (None, Some(checksum)) => header.checksum_header == checksum,
+            (None, None) => true,
         };
         let same_epoch = header.epoch == self.epoch && header.continues() == self.record_open;
         let newer_epoch = header.epoch > self.epoch && !header.continues();
@@ -221,11 +229,15 @@ pub(crate) struct End {
 }
 
 impl Chain {
-    /// The chain before the first block of a log whose first segment is `segment`.
-    pub fn start(segment: SegmentId) -> Chain {
+    /// The chain before the first block of a log whose first segment is `segment`; `first`
+    /// is the metadata's record of the log's first block.
+    pub fn start(segment: SegmentId, first: Option<FirstBlock>) -> Chain {
         Chain {
             lsn_next: segment,
             checksum_previous: None,
+            checksum_first: first
+                .filter(|first| first.segment == segment)
+                .map(|first| first.checksum),
             epoch: 0,
             record_open: false,
         }
@@ -253,11 +265,11 @@ impl<'a, S: Storage> Scan<'a, S> {
             storage,
             cache,
             segments,
-            chain: Chain::start(segments[0]),
+            chain: Chain::start(segments[0], metadata.first),
             epoch_max: 0,
             block_count: 0,
             attested_watermark: None,
-            chain_segment_start: Chain::start(segments[0]),
+            chain_segment_start: Chain::start(segments[0], metadata.first),
             checkpoint: metadata.lsn_checkpoint,
             clean: metadata.clean,
             window_size_bytes: metadata.window_size_bytes,
@@ -411,6 +423,7 @@ impl<S: Storage> Scan<'_, S> {
         self.chain = Chain {
             lsn_next: header.lsn_first + summary.records_completed,
             checksum_previous: Some(header.checksum_header),
+            checksum_first: None,
             epoch: header.epoch,
             record_open: summary.ends_open,
         };

@@ -152,6 +152,13 @@ impl SegmentTable {
         segment.index_len += 1;
     }
 
+    /// The `checksum_header` of the block at offset 0 of a segment, once it is sealed and
+    /// noted; `None` if the segment has no block yet, or its first block is still open.
+    pub fn first_block_checksum(&self, index: usize) -> Option<u32> {
+        let first = self.entries(index).first()?;
+        (first.offset_bytes == 0 && first.checksum != 0).then_some(first.checksum)
+    }
+
     /// Forgets a segment's index (the segment was recreated empty).
     pub fn index_reset(&mut self, index: usize) {
         let position = self.ring_position(index);

@@ -186,7 +186,10 @@ impl<S: Storage> Log<S> {
         // Newer than every block recovery read and than every epoch an earlier open took,
         // whether or not its blocks read well now.
         self.epoch = epoch_max
-            .max(metadata.epoch_max)
+            .max(match crate::planted::active("epoch-from-blocks-only") {
+                true => 0,
+                false => metadata.epoch_max,
+            })
             .checked_add(1)
             .ok_or(Error::NotALog {
                 reason: "a block claims the last epoch: the epoch counter is exhausted",
@@ -251,13 +254,16 @@ impl<S: Storage> Log<S> {
         // time (a transient read fault) would read well at the next open and bring back
         // records this recovery dropped and the caller may since have written anew; and a
         // strict reopen after a point-in-time recovery would report the same damage again.
-        let seal = room && (verdict == Verdict::Lose || end_written);
+        let seal = room
+            && (verdict == Verdict::Lose || end_written)
+            && !crate::planted::active("seal-skipped");
         // Only what a crash abandoned is in such a segment: it is made empty again, so that it
         // can take any record and nothing in it can come back.
         let recreate = holds_no_record && (self.writer.block_offset_bytes > 0 || seal);
         // Everything kept becomes durable before the metadata and the seal attest it.
-        for index in 0..self.table.len() {
-            self.sync_wait(self.table.id(index))?;
+        let sync_late = crate::planted::active("recovery-sync-kept-after-seal");
+        if !sync_late {
+            self.sync_kept()?;
         }
         // The new epoch is taken durably before any block carries it. The checkpoint attests
         // everything kept, and everything a loss drops: until the last step, a crash leaves a
@@ -270,11 +276,19 @@ impl<S: Storage> Log<S> {
             .lsn_next
             .max(end.lsn_lost.unwrap_or(0))
             .max(self.metadata.lsn_checkpoint);
+        // The first block. If the first segment is about to be recreated empty, the record of
+        // its first block stays until that is done: a failed recreation must leave the check.
+        let first_recreated = recreate && self.table.len() == 1;
+        let first = match first_recreated {
+            true => self.metadata.first,
+            false => self.first_block(),
+        };
         self.metadata_write(Metadata {
             epoch_max: self.epoch,
             window_size_bytes: window,
             lsn_checkpoint: checkpoint,
             clean: None,
+            first,
             ..self.metadata
         })?;
         for &segment in stale.iter().rev() {
@@ -289,13 +303,26 @@ impl<S: Storage> Log<S> {
             self.seal_write()?;
             self.sync_wait(self.table.last())?;
         }
-        if checkpoint > self.lsn_next {
+        if sync_late {
+            self.sync_kept()?;
+        }
+        if checkpoint > self.lsn_next || (first_recreated && first.is_some()) {
             self.metadata_write(Metadata {
                 lsn_checkpoint: self.lsn_next,
+                first: self.first_block(),
                 ..self.metadata
             })?;
         }
         Ok(end_written)
+    }
+
+    /// Syncs every segment recovery keeps: what it accepted may have been written and never
+    /// synced before the crash.
+    fn sync_kept(&mut self) -> Result<()> {
+        for index in 0..self.table.len() {
+            self.sync_wait(self.table.id(index))?;
+        }
+        Ok(())
     }
 
     /// Recreates the last segment empty (it holds no complete record) and syncs it; the writer

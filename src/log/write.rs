@@ -256,6 +256,15 @@ impl<S: Storage> Log<S> {
         self.lsn_attested = self.lsn_attested.max(self.unsynced.lsn_durable_sealed);
         assert!(self.lsn_attested <= self.lsn_durable);
         self.unsynced = Unsynced::default();
+        // The log's first block just became durable (a new log's, or a recreated first
+        // segment's): nothing before it can vouch for it, so the metadata records it, once.
+        let first = self.first_block();
+        if first.is_some() && first != self.metadata.first {
+            self.metadata_write(Metadata {
+                first,
+                ..self.metadata
+            })?;
+        }
         Ok(())
     }
 

@@ -48,6 +48,8 @@ pub struct MemStorage {
     now_ns: Cell<u64>,
     sync_failures_pending: u32,
     write_failures_pending: u32,
+    /// Changes the process may still make before it dies (`MemStorage::die_after`).
+    changes_left: Option<u32>,
 }
 
 const COMPLETIONS_RESERVED: usize = 256;
@@ -65,6 +67,7 @@ impl MemStorage {
             now_ns: Cell::new(0),
             sync_failures_pending: 0,
             write_failures_pending: 0,
+            changes_left: None,
         }
     }
 
@@ -103,6 +106,30 @@ impl MemStorage {
     /// Makes the next `count` writes fail with an IO error (nothing is written).
     pub fn fail_writes(&mut self, count: u32) {
         self.write_failures_pending = count;
+    }
+
+    /// The process dies after `count` more changes (writes, syncs, metadata writes, segment
+    /// creations and removals): every change from then on fails and changes nothing, as after
+    /// a crash in the middle of a call. `None` brings it back to life. For tests that cut an
+    /// operation, `Log::open` included, at any point.
+    pub fn die_after(&mut self, count: Option<u32>) {
+        self.changes_left = count;
+    }
+
+    /// Counts a change; whether the process is dead.
+    fn dead(&mut self) -> bool {
+        match &mut self.changes_left {
+            None => false,
+            Some(0) => true,
+            Some(left) => {
+                *left -= 1;
+                false
+            }
+        }
+    }
+
+    fn dead_error() -> io::Error {
+        io::Error::other("the process died (MemStorage::die_after)")
     }
 
     /// The bytes of a segment as reads see them now.
@@ -213,7 +240,14 @@ impl Storage for MemStorage {
 
     fn metadata_write(&mut self, buffer: &[u8]) -> io::Result<()> {
         assert_aligned(self.sector_size_bytes, 0, buffer);
-        self.metadata = Some(buffer.to_vec());
+        if self.dead() {
+            return Err(Self::dead_error());
+        }
+        match &mut self.metadata {
+            // Replaced in place: an open log rewrites it without allocating.
+            Some(metadata) if metadata.len() == buffer.len() => metadata.copy_from_slice(buffer),
+            metadata => *metadata = Some(buffer.to_vec()),
+        }
         Ok(())
     }
 
@@ -223,6 +257,9 @@ impl Storage for MemStorage {
 
     fn segment_create(&mut self, id: SegmentId, size_bytes: u64) -> io::Result<()> {
         assert_eq!(size_bytes % u64::from(self.sector_size_bytes), 0);
+        if self.dead() {
+            return Err(Self::dead_error());
+        }
         if let Some(index) = self.segment_index(id) {
             let old = self.segments.remove(index);
             self.pool.push(old);
@@ -248,6 +285,9 @@ impl Storage for MemStorage {
     }
 
     fn segment_remove(&mut self, id: SegmentId) -> io::Result<()> {
+        if self.dead() {
+            return Err(Self::dead_error());
+        }
         let index = self.segment_index_or_error(id)?;
         let segment = self.segments.remove(index);
         self.pool.push(segment);
@@ -280,6 +320,10 @@ impl Storage for MemStorage {
         size_bytes: usize,
     ) {
         assert_aligned(self.sector_size_bytes, offset_bytes, &buffer[..size_bytes]);
+        if self.dead() {
+            let error = Self::dead_error();
+            return self.complete(token, CompletionKind::Write { buffer }, Err(error));
+        }
         if self.write_failures_pending > 0 {
             self.write_failures_pending -= 1;
             let error = io::Error::from(io::ErrorKind::Other);
@@ -301,6 +345,9 @@ impl Storage for MemStorage {
     }
 
     fn sync_submit(&mut self, token: u64, id: SegmentId) {
+        if self.dead() {
+            return self.complete(token, CompletionKind::Sync, Err(Self::dead_error()));
+        }
         if self.sync_failures_pending > 0 {
             self.sync_failures_pending -= 1;
             let error = io::Error::from(io::ErrorKind::Other);

@@ -190,3 +190,80 @@ pub fn assert_aligned(sector_size_bytes: u32, offset_bytes: u64, buffer: &[u8]) 
         "buffer address not sector-aligned"
     );
 }
+
+impl<C: Clock + ?Sized> Clock for &mut C {
+    fn now_ns(&self) -> u64 {
+        (**self).now_ns()
+    }
+}
+
+/// A log over a borrowed storage: the storage outlives the log, even one whose open failed (a
+/// test can then look at what the failed open left behind).
+impl<S: Storage + ?Sized> Storage for &mut S {
+    fn sector_size_bytes(&self) -> u32 {
+        (**self).sector_size_bytes()
+    }
+    fn metadata_read(&mut self, buffer: &mut [u8]) -> io::Result<bool> {
+        (**self).metadata_read(buffer)
+    }
+    fn metadata_write(&mut self, buffer: &[u8]) -> io::Result<()> {
+        (**self).metadata_write(buffer)
+    }
+    fn segment_list(&mut self) -> io::Result<Vec<SegmentId>> {
+        (**self).segment_list()
+    }
+    fn segment_create(&mut self, segment: SegmentId, size_bytes: u64) -> io::Result<()> {
+        (**self).segment_create(segment, size_bytes)
+    }
+    fn segment_remove(&mut self, segment: SegmentId) -> io::Result<()> {
+        (**self).segment_remove(segment)
+    }
+    fn segment_size_bytes(&mut self, segment: SegmentId) -> io::Result<u64> {
+        (**self).segment_size_bytes(segment)
+    }
+    fn read(&mut self, segment: SegmentId, offset_bytes: u64, buffer: &mut [u8]) -> io::Result<()> {
+        (**self).read(segment, offset_bytes, buffer)
+    }
+    fn read_exchange(
+        &mut self,
+        segment: SegmentId,
+        offset_bytes: u64,
+        buffer: &mut AlignedBuffer,
+        at: usize,
+        size_bytes: usize,
+    ) -> io::Result<()> {
+        (**self).read_exchange(segment, offset_bytes, buffer, at, size_bytes)
+    }
+    fn read_ahead(&mut self, segment: SegmentId, offset_bytes: u64, size_bytes: usize, at: usize) {
+        (**self).read_ahead(segment, offset_bytes, size_bytes, at)
+    }
+    fn write_submit(
+        &mut self,
+        token: u64,
+        segment: SegmentId,
+        offset_bytes: u64,
+        buffer: AlignedBuffer,
+        size_bytes: usize,
+    ) {
+        (**self).write_submit(token, segment, offset_bytes, buffer, size_bytes)
+    }
+    fn write_submit_waited(
+        &mut self,
+        token: u64,
+        segment: SegmentId,
+        offset_bytes: u64,
+        buffer: AlignedBuffer,
+        size_bytes: usize,
+    ) {
+        (**self).write_submit_waited(token, segment, offset_bytes, buffer, size_bytes)
+    }
+    fn sync_submit(&mut self, token: u64, segment: SegmentId) {
+        (**self).sync_submit(token, segment)
+    }
+    fn sync_submit_bulk(&mut self, token: u64, segment: SegmentId) {
+        (**self).sync_submit_bulk(token, segment)
+    }
+    fn poll(&mut self, wait: bool) -> Option<Completion> {
+        (**self).poll(wait)
+    }
+}

@@ -481,6 +481,7 @@ pub fn recover_check(input: &RecoverInput) {
             if pristine {
                 base_kept(&mut log, &base, &config);
             }
+            unedited_kept(&mut log, &base, &files, &config);
             let sizes = (
                 input.append_count % 4,
                 input.base.size_seed,
@@ -585,6 +586,73 @@ fn base_kept(log: &mut Log<MemStorage>, base: &Base, config: &Config) {
             "record {lsn} differs from what was appended"
         );
     }
+}
+
+/// Whatever the edits, a record recovered below the first edited byte (in the log's order:
+/// segments by name, then offset) is the record the real log wrote there, byte for byte: no
+/// edit after it, forged block or copied sector included, can change what comes before it.
+fn unedited_kept(log: &mut Log<MemStorage>, base: &Base, files: &Files, config: &Config) {
+    let lsn_safe = lsn_before_first_edit(config, &base.files, files).min(base.records.len() as Lsn);
+    let (first, next) = (log.first_lsn(), log.next_lsn().min(lsn_safe));
+    if first >= next || next - first > RECOVERED_RECORD_COUNT_MAX {
+        return;
+    }
+    let size_max = (config.record_size_bytes_max as usize).max(config.block_size_bytes as usize);
+    let read = read_all(log, first..next, size_max);
+    for (lsn, bytes) in (first..).zip(&read) {
+        assert!(
+            *bytes == base.records[lsn as usize],
+            "record {lsn}, below the first edit (lsn {lsn_safe}), differs from what was written"
+        );
+    }
+}
+
+/// Every record below this LSN lies wholly before the first byte where `edited` differs from
+/// `base`: the `lsn_first` of the base block that holds that byte (or of the next block).
+fn lsn_before_first_edit(config: &Config, base: &Files, edited: &Files) -> Lsn {
+    for (index, (id, bytes)) in base.iter().enumerate() {
+        // A file named between this one and the next changes what follows this one.
+        let next_id = base.get(index + 1).map_or(Lsn::MAX, |next| next.0);
+        let inserted = edited
+            .iter()
+            .any(|(other, _)| *other > *id && *other < next_id);
+        let changed_at = match edited.iter().find(|(other, _)| other == id) {
+            None => Some(0),
+            Some((_, other)) if other.len() != bytes.len() => Some(0),
+            Some((_, other)) => other.iter().zip(bytes).position(|(a, b)| a != b),
+        };
+        if let Some(at) = changed_at {
+            return block_lsn_at(config, *id, bytes, at);
+        }
+        if inserted {
+            return next_id.min(block_lsn_at(config, *id, bytes, bytes.len()));
+        }
+    }
+    Lsn::MAX
+}
+
+/// The `lsn_first` of the block of a base segment that holds byte `at`, or of the first block
+/// after it; past the last block, that block's own `lsn_first` (conservative: a record it
+/// leaves open may continue at `at`).
+fn block_lsn_at(config: &Config, segment: SegmentId, bytes: &[u8], at: usize) -> Lsn {
+    let mut offset = 0;
+    let mut lsn_last = segment;
+    while offset + BLOCK_HEADER_SIZE_BYTES <= bytes.len() {
+        let HeaderRead::Valid(header) = BlockHeader::decode(&bytes[offset..]) else {
+            break;
+        };
+        let size = header.size_bytes as usize;
+        let placed = header.segment == segment && header.offset_bytes as usize == offset;
+        if !placed || size == 0 || !size.is_multiple_of(config.sector_size_bytes as usize) {
+            break;
+        }
+        if offset + size > at {
+            return header.lsn_first;
+        }
+        lsn_last = header.lsn_first;
+        offset += size;
+    }
+    lsn_last
 }
 
 /// An opened log is consistent; appending, closing and reopening keep everything.
@@ -949,6 +1017,19 @@ pub enum Op {
     FailWrite,
     /// Makes the next sync fail.
     FailSync,
+    /// Crashes the machine, then crashes it again in the middle of the reopen, after
+    /// `changes` of its writes, syncs, metadata writes and segment changes (unsynced bytes
+    /// meet the same fates), then reopens for good: recovery itself is cut by a power loss.
+    CrashInOpen {
+        /// Fates in the order the storage visits unsynced sectors.
+        fates: Vec<Fate>,
+        /// The fate of the sectors after those.
+        rest: Fate,
+        /// Changes the cut open makes before the power goes (modulo 32).
+        changes: u8,
+        /// Both opens in `PointInTime` mode, else `Strict`.
+        point_in_time: bool,
+    },
 }
 
 /// What a user of the log may rely on, kept apart from the log.
@@ -1064,6 +1145,12 @@ impl Run {
                 self.log().storage_mut().fail_syncs(1);
                 self.model.armed = true;
             }
+            Op::CrashInOpen {
+                fates,
+                rest,
+                changes,
+                point_in_time,
+            } => self.crash_in_open(fates, *rest, *changes, *point_in_time),
         }
     }
 
@@ -1328,6 +1415,21 @@ impl Run {
             }
         }
         self.crash_reopen(&[], Fate::Kept, point_in_time);
+    }
+
+    fn crash_in_open(&mut self, fates: &[Fate], rest: Fate, changes: u8, point_in_time: bool) {
+        let mut storage = self.log.take().expect("log open").into_storage();
+        crash(&mut storage, fates, rest);
+        storage.fail_writes(0);
+        storage.fail_syncs(0);
+        storage.die_after(Some(u32::from(changes % 32)));
+        let mut config = self.config.clone();
+        config.recovery_mode = mode(point_in_time);
+        // Whatever the cut open returns, its process is dead: the storage is what it left.
+        drop(Log::open(config, &mut storage));
+        storage.die_after(None);
+        crash(&mut storage, fates, rest);
+        self.recover(storage, point_in_time);
     }
 
     fn crash_reopen(&mut self, fates: &[Fate], rest: Fate, point_in_time: bool) {

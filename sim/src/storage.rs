@@ -9,7 +9,9 @@
 
 use crate::swarm::Faults;
 use crate::Digest;
-use ballast_log::format::{BlockHeader, HeaderRead, BLOCK_HEADER_SIZE_BYTES};
+use ballast_log::format::{
+    self, BlockHeader, HeaderRead, BLOCK_HEADER_SIZE_BYTES, FRAME_HEADER_SIZE_BYTES,
+};
 use ballast_log::storage::{
     assert_aligned, AlignedBuffer, Clock, Completion, CompletionKind, SegmentId, Storage,
 };
@@ -45,10 +47,32 @@ pub enum FaultClass {
     /// attestation): a flipped bit, a sector lost (zeros), or a sector overwritten with a copy
     /// of another one (a misdirected write from elsewhere).
     AtRest,
+    /// The process dies (a SIGKILL) while the OS keeps what it wrote: writes in flight complete,
+    /// nothing unsynced is lost, and a power loss may come later.
+    Kill,
+    /// A crash (power loss or kill) inside `Log::open`, at any storage operation of recovery.
+    RecoveryCrash,
+    /// A write that reports success and never lands: the sectors keep their older bytes.
+    LostWrite,
+    /// A write that reports success after only a prefix of its sectors landed.
+    ShortWrite,
+    /// A write that fails with ENOSPC.
+    NoSpaceWrite,
+    /// A sector cut by a crash keeps its old bytes after the cut (a torn rewrite), not garbage.
+    TornOld,
+    /// A valid block at its very place, of the same epoch and LSN, but with another history:
+    /// another predecessor and other records (a replica's block written into this log).
+    Foreign,
+    /// A bit flip on reads of a sector that persists across crashes and opens.
+    ReadPersistent,
+    /// A valid block of another log, further ahead (higher LSNs, a newer epoch), written where
+    /// this log never wrote: its header names another place. It damages nothing, and must
+    /// attest nothing.
+    Stray,
 }
 
 /// Every fault class, in summary order.
-pub const FAULT_CLASSES: [FaultClass; 10] = [
+pub const FAULT_CLASSES: [FaultClass; 19] = [
     FaultClass::Reorder,
     FaultClass::Crash,
     FaultClass::Torn,
@@ -59,6 +83,15 @@ pub const FAULT_CLASSES: [FaultClass; 10] = [
     FaultClass::WriteError,
     FaultClass::NoSpace,
     FaultClass::AtRest,
+    FaultClass::Kill,
+    FaultClass::RecoveryCrash,
+    FaultClass::LostWrite,
+    FaultClass::ShortWrite,
+    FaultClass::NoSpaceWrite,
+    FaultClass::TornOld,
+    FaultClass::Foreign,
+    FaultClass::ReadPersistent,
+    FaultClass::Stray,
 ];
 
 struct Segment {
@@ -78,6 +111,8 @@ enum Operation {
         size_bytes: usize,
         /// Where the write really lands (differs when misdirected).
         target_bytes: u64,
+        /// How much of it lands: `size_bytes`, less for a short write, 0 for a lost one.
+        landed_bytes: usize,
     },
     Sync {
         segment: SegmentId,
@@ -92,7 +127,8 @@ struct Pending {
     complete_at_ns: u64,
     sequence: u64,
     operation: Operation,
-    error: bool,
+    /// The errno the operation fails with, if it fails.
+    errno: Option<i32>,
 }
 
 /// A read fault on one sector: EIO, or a deterministic bit flip.
@@ -101,6 +137,8 @@ struct ReadFault {
     segment: SegmentId,
     sector: usize,
     flip: Option<(usize, u8)>,
+    /// Opens it survives, crashes included (0: gone at the next crash or restart).
+    opens_left: u32,
 }
 
 /// The simulated disk. [`SimStorage`] is the handle the log owns.
@@ -123,8 +161,10 @@ pub struct SimDisk {
     /// The lowest LSN a misdirected write may have damaged; the oracle clears it once a
     /// recovery has passed it.
     pub taint_write_lsn: Option<u64>,
-    /// Misdirected writes since `taint_write_lsn` was last clear.
+    /// Misdirected, lost and short writes since `taint_write_lsn` was last clear.
     pub misdirects_tainting: u32,
+    /// Misdirected, lost and short writes since the disk was made.
+    pub write_damages_total: u64,
     /// The lowest LSN damage at rest may have touched; the oracle clears it after the
     /// recovery that saw it.
     pub taint_rest_lsn: Option<u64>,
@@ -169,6 +209,7 @@ impl SimDisk {
             taint_read_lsn: None,
             taint_write_lsn: None,
             misdirects_tainting: 0,
+            write_damages_total: 0,
             taint_rest_lsn: None,
             rest_damages: 0,
             call_start_operations: 0,
@@ -192,6 +233,16 @@ impl SimDisk {
     /// Arms a crash after `operations_more` further storage operations.
     pub fn crash_arm(&mut self, operations_more: u64) {
         self.crash_at_operation = Some(self.operations + operations_more);
+    }
+
+    /// Disarms a crash point not reached (an open that ended before it).
+    pub fn crash_at_operation_clear(&mut self) {
+        self.crash_at_operation = None;
+    }
+
+    /// A crash landed inside an open.
+    pub fn recovery_crash_note(&mut self) {
+        self.fire(FaultClass::RecoveryCrash);
     }
 
     /// Whether the crash point was reached: the log's results since then do not count.
@@ -238,13 +289,13 @@ impl SimDisk {
             if let Operation::Write {
                 segment,
                 buffer,
-                size_bytes,
                 target_bytes,
+                landed_bytes,
                 ..
             } = operation.operation
             {
-                if !operation.error {
-                    self.write_apply(segment, target_bytes, &buffer[..size_bytes]);
+                if operation.errno.is_none() {
+                    self.write_apply(segment, target_bytes, &buffer[..landed_bytes]);
                 }
             }
         }
@@ -260,24 +311,32 @@ impl SimDisk {
                 let torn = fate == 2 && self.rng.random_bool(torn_rate);
                 let cut = self.rng.random_range(0..sector);
                 let fill = self.rng.random::<u8>();
+                let torn_old = self.faults.torn_old_rate;
+                let keeps_old = torn && torn_old > 0.0 && self.rng.random_bool(torn_old);
                 let segment = self.segments.get_mut(&id).expect("segment");
                 let range = index * sector..(index + 1) * sector;
-                match (fate, torn) {
-                    (0, _) => {}
-                    (_, false) => segment.current[range.clone()]
+                match (fate, torn, keeps_old) {
+                    (0, _, _) => {}
+                    (_, false, _) => segment.current[range.clone()]
                         .copy_from_slice(&segment.durable[range.clone()]),
-                    (_, true) => segment.current[range.start + cut..range.end].fill(fill),
+                    // A torn rewrite: new bytes up to the cut, then what the sector held.
+                    (_, true, true) => segment.current[range.start + cut..range.end]
+                        .copy_from_slice(&segment.durable[range.start + cut..range.end]),
+                    (_, true, false) => segment.current[range.start + cut..range.end].fill(fill),
                 }
                 segment.durable[range.clone()].copy_from_slice(&segment.current[range]);
                 segment.dirty[index] = false;
                 if torn {
                     self.fire(FaultClass::Torn);
                 }
+                if keeps_old {
+                    self.fire(FaultClass::TornOld);
+                }
                 self.digest.add(id ^ index as u64, u64::from(fate));
             }
         }
         self.creations_undo();
-        self.read_faults_clear();
+        self.read_faults_transient_clear();
         self.crash_at_operation = None;
         self.crashed = false;
     }
@@ -315,6 +374,29 @@ impl SimDisk {
         self.taint_read_lsn = None;
     }
 
+    /// Removes the read faults that do not outlive a crash or a restart; the persistent ones
+    /// stay, one open fewer, and keep their taint.
+    fn read_faults_transient_clear(&mut self) {
+        self.read_faults.retain_mut(|fault| {
+            fault.opens_left = fault.opens_left.saturating_sub(1);
+            fault.opens_left > 0
+        });
+        self.taint_read_recompute();
+    }
+
+    /// The taint of the read faults held now.
+    fn taint_read_recompute(&mut self) {
+        self.taint_read_lsn = None;
+        let held: Vec<(SegmentId, usize)> = self
+            .read_faults
+            .iter()
+            .map(|fault| (fault.segment, fault.sector))
+            .collect();
+        for (segment, sector) in held {
+            self.taint(segment, sector);
+        }
+    }
+
     /// Whether read faults are active.
     pub fn read_faults_active(&self) -> bool {
         !self.read_faults.is_empty()
@@ -337,6 +419,103 @@ impl SimDisk {
     /// durable; two may, and the oracle then allows what damage alone explains.
     pub fn damage_events(&self) -> u32 {
         self.read_faults.len() as u32 + self.misdirects_tainting + self.rest_damages
+    }
+
+    /// Replaces one valid block of the durable image with a block of another history: the same
+    /// place, sizes, epoch and `lsn_first`, another predecessor and other record bytes, both
+    /// checksums right (a replica's block written into this log). Only the chain can tell.
+    /// Returns false if no block with record bytes was found.
+    pub fn foreign_block(&mut self) -> bool {
+        let sector = self.sector_size_bytes as usize;
+        let Some((segment, index)) = self.sector_written_pick() else {
+            return false;
+        };
+        let bytes = &self.segments[&segment].current;
+        let Some(start) = (0..=index)
+            .rev()
+            .take(BLOCK_SECTORS_LOOKBACK)
+            .map(|at| at * sector)
+            .find(|&at| matches!(BlockHeader::decode(&bytes[at..]), HeaderRead::Valid(_)))
+        else {
+            return false;
+        };
+        let HeaderRead::Valid(mut header) = BlockHeader::decode(&bytes[start..]) else {
+            unreachable!("found above");
+        };
+        let size = header.size_bytes as usize;
+        let body_size = header.body_size_bytes as usize;
+        let frame_data = BLOCK_HEADER_SIZE_BYTES + FRAME_HEADER_SIZE_BYTES;
+        let fits = header.sizes_valid(self.sector_size_bytes, header.block_size_bytes)
+            && start + size <= bytes.len();
+        if !fits || header.fragment_count == 0 || body_size <= FRAME_HEADER_SIZE_BYTES {
+            return false;
+        }
+        let mut block = bytes[start..start + size].to_vec();
+        // Other bytes in the first fragment's data: the frames still fit together.
+        let (_, first_size) = format::frame_decode(&block[BLOCK_HEADER_SIZE_BYTES..]);
+        if first_size == 0 || frame_data + first_size as usize > BLOCK_HEADER_SIZE_BYTES + body_size
+        {
+            return false;
+        }
+        let at = frame_data + self.rng.random_range(0..first_size as usize);
+        block[at] ^= self.rng.random_range(1..=255u8);
+        header.checksum_body =
+            format::checksum(&block[BLOCK_HEADER_SIZE_BYTES..BLOCK_HEADER_SIZE_BYTES + body_size]);
+        header.checksum_previous ^= self.rng.random_range(1..=u32::MAX);
+        header.encode(&mut block);
+        let lsn = header.lsn_first;
+        self.taint_rest_lsn = Some(self.taint_rest_lsn.map_or(lsn, |taint| taint.min(lsn)));
+        let target = self.segments.get_mut(&segment).expect("picked segment");
+        target.current[start..start + size].copy_from_slice(&block);
+        target.durable[start..start + size].copy_from_slice(&block);
+        self.rest_damages += 1;
+        self.fire(FaultClass::Foreign);
+        self.digest.add(segment ^ start as u64, lsn);
+        true
+    }
+
+    /// Writes a stray block: a valid block of another log that is further ahead (its LSNs and
+    /// watermark far beyond this log's, a newer epoch), at the same offset in its segment as
+    /// here, into sectors of one of this log's segments that were never written. Its header
+    /// names its own place, so it is misplaced here. No taint: it damages nothing. Returns
+    /// false if there was no room or no block to copy.
+    pub fn stray_block(&mut self) -> bool {
+        let sector = self.sector_size_bytes as usize;
+        let Some((segment, index)) = self.sector_written_pick() else {
+            return false;
+        };
+        let bytes = &self.segments[&segment].current;
+        let HeaderRead::Valid(mut header) = BlockHeader::decode(&bytes[index * sector..]) else {
+            return false;
+        };
+        let size = header.size_bytes as usize;
+        if size != sector {
+            return false;
+        }
+        let mut block = bytes[index * sector..(index + 1) * sector].to_vec();
+        let target = self.segments.get(&segment).expect("picked segment");
+        let last_written = target
+            .written
+            .iter()
+            .rposition(|&written| written)
+            .unwrap_or(0);
+        let room = target.written.len();
+        if last_written + 2 >= room {
+            return false;
+        }
+        let landing = self.rng.random_range(last_written + 2..room);
+        header.lsn_first += 1 << 20;
+        header.lsn_durable = header.lsn_first;
+        header.epoch = header.epoch.saturating_add(1000);
+        header.encode(&mut block);
+        let target = self.segments.get_mut(&segment).expect("picked segment");
+        let range = landing * sector..(landing + 1) * sector;
+        target.current[range.clone()].copy_from_slice(&block);
+        target.durable[range].copy_from_slice(&block);
+        target.written[landing] = true;
+        self.fire(FaultClass::Stray);
+        self.digest.add(segment ^ landing as u64, header.lsn_first);
+        true
     }
 
     /// Damages one written sector of the durable image, as bit rot or a stray write would
@@ -377,15 +556,24 @@ impl SimDisk {
     pub fn restart(&mut self) {
         self.crash_at_operation = None;
         self.crashed = false;
-        self.read_faults_clear();
+        self.read_faults_transient_clear();
         while self.complete_next().is_some() {}
     }
 
+    /// The process dies at the crash point (a SIGKILL) but the OS lives: what it submitted
+    /// completes, nothing unsynced is lost; a power loss may still come later.
+    pub fn kill(&mut self) {
+        self.fire(FaultClass::Kill);
+        self.restart();
+    }
+
     /// Draws read faults for the next open: a bounded set of sectors that read back wrong.
+    /// Persistent ones drawn at an earlier open stay and count towards the bound.
     pub fn read_faults_draw(&mut self) {
-        self.read_faults_clear();
+        self.read_faults.retain(|fault| fault.opens_left > 0);
+        self.taint_read_recompute();
         let count = self.faults.read_fault_sectors_max;
-        for _ in 0..count {
+        for _ in self.read_faults.len() as u32..count {
             if !self.rng.random_bool(self.faults.read_fault_rate) {
                 continue;
             }
@@ -402,10 +590,19 @@ impl SimDisk {
                 None
             };
             self.taint(segment, sector);
+            let persistent = self.faults.read_persistent_rate;
+            let opens_left = match flip.is_some() && persistent > 0.0 {
+                true if self.rng.random_bool(persistent) => {
+                    self.fire(FaultClass::ReadPersistent);
+                    self.rng.random_range(2..5)
+                }
+                _ => 0,
+            };
             self.read_faults.push(ReadFault {
                 segment,
                 sector,
                 flip,
+                opens_left,
             });
         }
     }
@@ -495,21 +692,20 @@ impl SimDisk {
         self.now_ns
             .set(self.now_ns.get().max(pending.complete_at_ns));
         self.digest.add(pending.token, pending.complete_at_ns);
-        let result = if pending.error {
-            Err(io::Error::from_raw_os_error(5))
-        } else {
-            Ok(())
+        let result = match pending.errno {
+            Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+            None => Ok(()),
         };
         let kind = match pending.operation {
             Operation::Write {
                 segment,
                 buffer,
-                size_bytes,
                 target_bytes,
+                landed_bytes,
                 ..
             } => {
-                if !pending.error {
-                    self.write_apply(segment, target_bytes, &buffer[..size_bytes]);
+                if pending.errno.is_none() {
+                    self.write_apply(segment, target_bytes, &buffer[..landed_bytes]);
                 }
                 CompletionKind::Write { buffer }
             }
@@ -549,6 +745,40 @@ impl SimDisk {
             target.durable[range.clone()].copy_from_slice(&target.current[range]);
             target.dirty[index] = false;
         }
+    }
+
+    /// Whether a write fails, and with what: EIO, or ENOSPC (a full filesystem).
+    fn write_errno_draw(&mut self, dead: bool) -> Option<i32> {
+        if dead {
+            return Some(5);
+        }
+        if self.rng.random_bool(self.faults.write_error_rate) {
+            self.fire(FaultClass::WriteError);
+            return Some(5);
+        }
+        let rate = self.faults.no_space_write_rate;
+        if rate > 0.0 && self.rng.random_bool(rate) {
+            self.fire(FaultClass::NoSpaceWrite);
+            return Some(28);
+        }
+        None
+    }
+
+    /// How much of a write that reports success lands: all of it, none (a lost write), or a
+    /// prefix of its sectors (a short write).
+    fn landed_draw(&mut self, size_bytes: usize) -> usize {
+        let lost = self.faults.lost_write_rate;
+        if lost > 0.0 && self.rng.random_bool(lost) {
+            self.fire(FaultClass::LostWrite);
+            return 0;
+        }
+        let sectors = size_bytes / self.sector_size_bytes as usize;
+        let short = self.faults.short_write_rate;
+        if sectors > 1 && short > 0.0 && self.rng.random_bool(short) {
+            self.fire(FaultClass::ShortWrite);
+            return self.rng.random_range(1..sectors) * self.sector_size_bytes as usize;
+        }
+        size_bytes
     }
 
     fn misdirect_target(
@@ -763,19 +993,27 @@ impl Storage for SimDisk {
             Operation::Sync { .. } => false,
         });
         assert!(!overlapping, "overlapping writes in flight");
-        let error = dead || self.rng.random_bool(self.faults.write_error_rate);
-        if error && !dead {
-            self.fire(FaultClass::WriteError);
-        }
-        let target_bytes = if error {
-            offset_bytes
-        } else {
-            self.misdirect_target(segment, offset_bytes, size_bytes)
+        let errno = self.write_errno_draw(dead);
+        let target_bytes = match errno {
+            Some(_) => offset_bytes,
+            None => self.misdirect_target(segment, offset_bytes, size_bytes),
         };
-        if target_bytes != offset_bytes {
-            if let Some(lsn) = first_lsn_of(&buffer[..size_bytes]) {
+        let landed_bytes = match errno {
+            Some(_) => 0,
+            None => self.landed_draw(size_bytes),
+        };
+        if target_bytes != offset_bytes || landed_bytes < size_bytes {
+            // What the write was to hold where it did not land is lost: a taint from the first
+            // block it did not deliver.
+            let at = if target_bytes != offset_bytes {
+                0
+            } else {
+                landed_bytes
+            };
+            if let Some(lsn) = lsn_at(&buffer[..size_bytes], at) {
                 self.taint_write_lsn = Some(self.taint_write_lsn.map_or(lsn, |t| t.min(lsn)));
                 self.misdirects_tainting += 1;
+                self.write_damages_total += 1;
             }
         }
         let latency = self.latency_ns();
@@ -792,8 +1030,9 @@ impl Storage for SimDisk {
                 buffer,
                 size_bytes,
                 target_bytes,
+                landed_bytes,
             },
-            error,
+            errno,
         });
     }
 
@@ -824,7 +1063,7 @@ impl Storage for SimDisk {
                 covers,
                 fails,
             },
-            error: fails,
+            errno: fails.then_some(5),
         });
     }
 
@@ -841,15 +1080,21 @@ impl Storage for SimDisk {
     }
 }
 
-/// The `lsn_first` of the first block in a write buffer, if it holds a valid header.
-fn first_lsn_of(bytes: &[u8]) -> Option<u64> {
-    if bytes.len() < BLOCK_HEADER_SIZE_BYTES {
-        return None;
+/// The `lsn_first` of the block of a write buffer that holds byte `at` (or begins after it),
+/// if the buffer's blocks decode up to there.
+fn lsn_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let mut start = 0;
+    while start + BLOCK_HEADER_SIZE_BYTES <= bytes.len() {
+        let HeaderRead::Valid(header) = BlockHeader::decode(&bytes[start..]) else {
+            return None;
+        };
+        let end = start + header.size_bytes as usize;
+        if at < end || header.size_bytes == 0 {
+            return Some(header.lsn_first);
+        }
+        start = end;
     }
-    match BlockHeader::decode(bytes) {
-        HeaderRead::Valid(header) => Some(header.lsn_first),
-        _ => None,
-    }
+    None
 }
 
 /// The log's handle on a shared [`SimDisk`]: the simulator keeps another handle, so that it

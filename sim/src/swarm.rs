@@ -32,6 +32,26 @@ pub struct Faults {
     /// Chance, after a clean close or an idle attestation, that a durable sector is damaged
     /// while the log is at rest.
     pub at_rest_rate: f64,
+    /// Chance that a crash point is a process kill (the OS keeps what was written) rather
+    /// than a power loss.
+    pub kill_rate: f64,
+    /// Chance per attempt to open that a crash lands inside it.
+    pub recovery_crash_rate: f64,
+    /// Chance per write that it reports success and never lands.
+    pub lost_write_rate: f64,
+    /// Chance per write of several sectors that only a prefix lands (reported as success).
+    pub short_write_rate: f64,
+    /// Chance per write that it fails with ENOSPC.
+    pub no_space_write_rate: f64,
+    /// Chance that a torn sector keeps its old bytes after the cut.
+    pub torn_old_rate: f64,
+    /// Chance, at the moments of damage at rest, that a block is replaced by a foreign one.
+    pub foreign_rate: f64,
+    /// Chance that a bit-flip read fault persists across crashes and opens.
+    pub read_persistent_rate: f64,
+    /// Chance, at the moments of damage at rest, that a stray block of another log lands
+    /// where this log never wrote.
+    pub stray_rate: f64,
 }
 
 /// The workload's mix: weights of operations and record shapes.
@@ -100,7 +120,7 @@ impl Swarm {
             sync_error_rate: chance(rng, 0.3, 0.001, 0.02),
             write_error_rate: chance(rng, 0.3, 0.001, 0.01),
             no_space_rate: chance(rng, 0.3, 0.01, 0.2),
-            at_rest_rate: 0.0,
+            ..Faults::default()
         };
         let record_size_bytes_max = rng.random_range(1..=config.record_size_bytes_max);
         let workload = Workload {
@@ -135,6 +155,15 @@ impl Swarm {
         };
         let faults = Faults {
             at_rest_rate: chance(rng, 0.5, 0.1, 0.9),
+            kill_rate: chance(rng, 0.5, 0.2, 0.8),
+            recovery_crash_rate: chance(rng, 0.4, 0.05, 0.5),
+            lost_write_rate: chance(rng, 0.2, 0.001, 0.01),
+            short_write_rate: chance(rng, 0.2, 0.001, 0.01),
+            no_space_write_rate: chance(rng, 0.2, 0.001, 0.01),
+            torn_old_rate: chance(rng, 0.5, 0.2, 1.0),
+            foreign_rate: chance(rng, 0.3, 0.1, 0.9),
+            read_persistent_rate: chance(rng, 0.3, 0.2, 0.8),
+            stray_rate: chance(rng, 0.3, 0.2, 0.9),
             ..faults
         };
         Swarm {
@@ -161,6 +190,21 @@ impl Swarm {
             (faults.write_error_rate, FaultClass::WriteError),
             (faults.no_space_rate, FaultClass::NoSpace),
             (faults.at_rest_rate, FaultClass::AtRest),
+            (faults.crash_rate * faults.kill_rate, FaultClass::Kill),
+            (faults.recovery_crash_rate, FaultClass::RecoveryCrash),
+            (faults.lost_write_rate, FaultClass::LostWrite),
+            (faults.short_write_rate, FaultClass::ShortWrite),
+            (faults.no_space_write_rate, FaultClass::NoSpaceWrite),
+            (
+                faults.crash_rate * faults.torn_rate * faults.torn_old_rate,
+                FaultClass::TornOld,
+            ),
+            (faults.foreign_rate, FaultClass::Foreign),
+            (
+                faults.read_fault_rate * faults.read_persistent_rate,
+                FaultClass::ReadPersistent,
+            ),
+            (faults.stray_rate, FaultClass::Stray),
         ];
         enabled.extend(
             classes

@@ -141,6 +141,12 @@ struct Producers {
 /// Opens an operator tries before the run counts as stuck.
 const RECOVERY_ATTEMPTS_MAX: u32 = 16;
 
+/// Crashes injected into the opens of one recovery, at most.
+const RECOVERY_CRASHES_MAX: u32 = 4;
+
+/// A crash inside an open lands within this many of its storage operations.
+const RECOVERY_CRASH_OPERATIONS_MAX: u64 = 48;
+
 /// Workload operations without a new acknowledgement before the run counts as stuck.
 const PROGRESS_OPERATIONS_MAX: u64 = 5_000;
 
@@ -293,7 +299,7 @@ impl World {
             }
             self.operation_run(operation)?;
             if self.disk.borrow().crashed() {
-                self.power_loss()?;
+                self.crash_point()?;
             }
         }
         self.finish()
@@ -308,7 +314,7 @@ impl World {
                 self.call_start();
                 self.commit(true)?;
                 if self.disk.borrow().crashed() {
-                    self.power_loss()?;
+                    self.crash_point()?;
                 }
             }
             self.call_start();
@@ -318,7 +324,7 @@ impl World {
                     self.closed_clean();
                     return self.recover_expecting_everything();
                 }
-                Err(_) if self.disk.borrow().crashed() => self.power_loss()?,
+                Err(_) if self.disk.borrow().crashed() => self.crash_point()?,
                 Err(Error::Failed { .. }) => self.power_loss()?,
                 Err(Error::Io { .. }) if self.swarm.faults.no_space_rate > 0.0 => {
                     self.power_loss()?
@@ -613,7 +619,8 @@ impl World {
             Error::Failed { .. } => {
                 let enabled = self.swarm.enabled();
                 let expected = enabled.contains(&FaultClass::WriteError)
-                    || enabled.contains(&FaultClass::SyncError);
+                    || enabled.contains(&FaultClass::SyncError)
+                    || enabled.contains(&FaultClass::NoSpaceWrite);
                 if !expected {
                     return Err(wrong(format!("fail-stop without an IO fault: {error}")));
                 }
@@ -683,18 +690,33 @@ impl World {
         }
         self.model.attested_blocks = self.model.attested_blocks.max(durable);
         self.attested_check()?;
-        if self.at_rest_draw() {
+        if self.at_rest_damage() {
             self.log = None;
-            self.disk.borrow_mut().damage_at_rest();
             return self.power_loss();
         }
         Ok(())
     }
 
-    /// Whether damage at rest strikes now.
-    fn at_rest_draw(&mut self) -> bool {
-        let rate = self.swarm.faults.at_rest_rate;
-        rate > 0.0 && self.crash_rng.random_bool(rate)
+    /// Damage at rest, if the seed says so now: a damaged sector, or a foreign block. Returns
+    /// whether any struck.
+    fn at_rest_damage(&mut self) -> bool {
+        let (at_rest, foreign) = (
+            self.swarm.faults.at_rest_rate,
+            self.swarm.faults.foreign_rate,
+        );
+        let mut struck = false;
+        if at_rest > 0.0 && self.crash_rng.random_bool(at_rest) {
+            self.disk.borrow_mut().damage_at_rest();
+            struck = true;
+        }
+        if foreign > 0.0 && self.crash_rng.random_bool(foreign) {
+            struck |= self.disk.borrow_mut().foreign_block();
+        }
+        let stray = self.swarm.faults.stray_rate;
+        if stray > 0.0 && self.crash_rng.random_bool(stray) {
+            struck |= self.disk.borrow_mut().stray_block();
+        }
+        struck
     }
 
     fn read_one(&mut self) -> Checked {
@@ -829,7 +851,7 @@ impl World {
                 self.closed_clean();
                 self.recover_expecting_everything()
             }
-            Err(_) if self.disk.borrow().crashed() => self.power_loss(),
+            Err(_) if self.disk.borrow().crashed() => self.crash_point(),
             Err(Error::Failed { .. }) => self.power_loss(),
             Err(error) => Err(wrong(format!("close: {error}"))),
         }
@@ -846,9 +868,7 @@ impl World {
         self.acknowledge_all();
         self.model.attested_metadata = self.model.next();
         self.disk.borrow_mut().restart();
-        if self.at_rest_draw() {
-            self.disk.borrow_mut().damage_at_rest();
-        }
+        self.at_rest_damage();
     }
 
     /// After a clean close every record was acknowledged: the recovery rules then demand all
@@ -866,6 +886,53 @@ impl World {
         self.disk.borrow_mut().crash();
         self.recover()
     }
+
+    /// The crash point was reached: the process is dead. Either the power went (what was not
+    /// synced meets its fate) or only the process was killed (the OS keeps what it wrote, and
+    /// the next open reads it: a power loss may come during that recovery).
+    fn crash_point(&mut self) -> Checked {
+        let rate = self.swarm.faults.kill_rate;
+        if rate > 0.0 && self.crash_rng.random_bool(rate) {
+            if self.trace {
+                eprintln!("process killed");
+            }
+            self.log = None;
+            self.disk.borrow_mut().kill();
+            return self.recover();
+        }
+        self.power_loss()
+    }
+
+    /// Arms a crash inside the next open, at one of its storage operations, if the seed says
+    /// so; at most a few per recovery, so that recovery still ends.
+    fn recovery_crash_arm(&mut self, attempt: u32) {
+        let rate = self.swarm.faults.recovery_crash_rate;
+        if rate > 0.0 && attempt < RECOVERY_CRASHES_MAX && self.crash_rng.random_bool(rate) {
+            let after = self
+                .crash_rng
+                .random_range(1..RECOVERY_CRASH_OPERATIONS_MAX);
+            self.disk.borrow_mut().crash_arm(after);
+        }
+    }
+
+    /// A crash cut the open: power loss or kill, as at any crash point; then the operator opens
+    /// again.
+    fn recovery_crashed(&mut self) {
+        let rate = self.swarm.faults.kill_rate;
+        let kill = rate > 0.0 && self.crash_rng.random_bool(rate);
+        if self.trace {
+            eprintln!(
+                "crash during open ({})",
+                if kill { "kill" } else { "power loss" }
+            );
+        }
+        let mut disk = self.disk.borrow_mut();
+        disk.recovery_crash_note();
+        match kill {
+            true => disk.kill(),
+            false => disk.crash(),
+        }
+    }
 }
 
 impl World {
@@ -876,16 +943,12 @@ impl World {
         if self.swarm.faults.read_fault_rate > 0.0 && self.model.next() > 0 {
             self.disk.borrow_mut().read_faults_draw();
         }
-        for _attempt in 0..RECOVERY_ATTEMPTS_MAX {
+        for attempt in 0..RECOVERY_ATTEMPTS_MAX {
             let config = self.config();
             let mode = config.recovery_mode;
             self.call_start();
-            self.misdirects_before_open = self
-                .disk
-                .borrow()
-                .fired
-                .get(&FaultClass::Misdirect)
-                .copied();
+            self.recovery_crash_arm(attempt);
+            self.misdirects_before_open = Some(self.disk.borrow().write_damages_total);
             // A failed attempt may already have acted on damage seen then (removed segments
             // after a loss) even if the damage reads differently at the next attempt.
             let taint = self.disk.borrow().taint_lsn();
@@ -894,6 +957,13 @@ impl World {
                 (allowed, taint) => allowed.or(taint),
             };
             let result = Log::open(config, SimStorage(Rc::clone(&self.disk)));
+            if self.disk.borrow().crashed() {
+                // The open was cut, whatever it returned: the process is dead.
+                drop(result);
+                self.recovery_crashed();
+                continue;
+            }
+            self.disk.borrow_mut().crash_at_operation_clear();
             if self.trace {
                 let taint = self.disk.borrow().taint_lsn();
                 match &result {
@@ -923,6 +993,7 @@ impl World {
                 Err(Error::Failed { .. }) if self.swarm.faults.sync_error_rate > 0.0 => {}
                 Err(Error::Io { .. }) if self.swarm.faults.no_space_rate > 0.0 => {}
                 Err(Error::Io { .. }) if self.swarm.faults.write_error_rate > 0.0 => {}
+                Err(Error::Io { .. }) if self.swarm.faults.no_space_write_rate > 0.0 => {}
                 Err(error) => return Err(wrong(format!("recovery failed: {error}"))),
             }
         }
@@ -1016,7 +1087,7 @@ impl World {
         // Damage from a misdirected write stays on disk until the log has written past it,
         // unless a write of this very open (its seal) was misdirected too.
         let mut disk = self.disk.borrow_mut();
-        let misdirected = disk.fired.get(&FaultClass::Misdirect).copied();
+        let misdirected = Some(disk.write_damages_total);
         if misdirected == self.misdirects_before_open
             && disk.taint_write_lsn.is_some_and(|taint| next > taint)
         {

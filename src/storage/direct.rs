@@ -23,36 +23,31 @@
 use super::fill::Filler;
 use super::prepare::Preparer;
 use super::read_ahead::ReadAhead;
+use super::sys::{
+    direct_alignment_bytes, directory_create, directory_open, fdatasync, file_make,
+    file_size_bytes, flock_exclusive, fsync, open_at, read_at, rename_at, trace_write, unlink_at,
+    write_all_at, Name, NAME_SIZE_BYTES, SECTOR_SIZE_BYTES_DEFAULT, TEMPORARY_FILE_SUFFIX,
+};
+use super::sys::{segment_file_name, segment_file_parse};
 use super::uring::Uring;
 use super::{assert_aligned, AlignedBuffer, Clock, Completion, CompletionKind, SegmentId, Storage};
 use crate::error::{Error, Result};
 use crate::Lsn;
 use std::collections::VecDeque;
-use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-/// The suffix of a segment file's name.
-pub const SEGMENT_FILE_SUFFIX: &str = ".segment";
 /// The name of the metadata file.
 pub const METADATA_FILE_NAME: &str = "metadata";
 /// The metadata's name while it is written, before it replaces the old one.
 const METADATA_TEMPORARY_FILE_NAME: &str = "metadata.tmp";
 /// The name of the lock file.
 pub const LOCK_FILE_NAME: &str = "lock";
-/// The suffix of a file being made; a leftover one (a crash interrupted its making) is
-/// removed when a writer opens the directory.
-pub const TEMPORARY_FILE_SUFFIX: &str = ".tmp";
-/// Digits in a segment file's name: every `u64` fits.
-pub const SEGMENT_NAME_DIGITS: usize = 20;
-/// The alignment assumed when the kernel does not report one (`statx` without
-/// `STATX_DIOALIGN`, before Linux 6.1).
-pub const SECTOR_SIZE_BYTES_DEFAULT: u32 = 4096;
 /// Most IO threads.
 pub const IO_THREAD_COUNT_MAX: u32 = 64;
 /// Most operations (writes and syncs) in flight at once.
@@ -60,12 +55,6 @@ pub const OPERATIONS_INFLIGHT_MAX: u32 = 4096;
 /// Sectors a read-only storage keeps in memory for what the log's recovery writes (a seal
 /// block is one sector).
 pub const OVERLAY_SECTOR_COUNT_MAX: usize = 16;
-
-/// Room for `{first LSN:020}.segment.tmp` and its terminating NUL.
-const NAME_SIZE_BYTES: usize = 40;
-
-const _: () = assert!(SEGMENT_NAME_DIGITS + 8 + 4 < NAME_SIZE_BYTES);
-const _: () = assert!(SECTOR_SIZE_BYTES_DEFAULT.is_power_of_two());
 
 /// How a [`DirectStorage`] is opened.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,205 +117,6 @@ pub enum IoMode {
     Direct,
     /// Buffered, because the filesystem refuses `O_DIRECT` and the caller opted in.
     Buffered,
-}
-
-/// The file name of a segment: its first LSN, zero-padded to 20 digits.
-pub fn segment_file_name(segment: SegmentId) -> String {
-    format!(
-        "{segment:0width$}{SEGMENT_FILE_SUFFIX}",
-        width = SEGMENT_NAME_DIGITS
-    )
-}
-
-/// The segment a file name names, if it is a segment file's name.
-pub fn segment_file_parse(name: &[u8]) -> Option<SegmentId> {
-    let digits = name.strip_suffix(SEGMENT_FILE_SUFFIX.as_bytes())?;
-    if digits.len() != SEGMENT_NAME_DIGITS || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
-}
-
-/// A file name built on the stack, NUL-terminated, so that naming a file allocates nothing.
-pub(super) struct Name {
-    bytes: [u8; NAME_SIZE_BYTES],
-}
-
-impl Name {
-    fn segment(segment: SegmentId, temporary: bool) -> Name {
-        let mut bytes = [0u8; NAME_SIZE_BYTES];
-        let mut value = segment;
-        for index in (0..SEGMENT_NAME_DIGITS).rev() {
-            bytes[index] = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-        assert_eq!(value, 0, "a u64 has at most 20 digits");
-        let mut end = SEGMENT_NAME_DIGITS;
-        for suffix in [SEGMENT_FILE_SUFFIX, TEMPORARY_FILE_SUFFIX] {
-            if suffix == TEMPORARY_FILE_SUFFIX && !temporary {
-                break;
-            }
-            bytes[end..end + suffix.len()].copy_from_slice(suffix.as_bytes());
-            end += suffix.len();
-        }
-        Name { bytes }
-    }
-
-    pub(super) fn plain(name: &str) -> Name {
-        assert!(name.len() < NAME_SIZE_BYTES && !name.as_bytes().contains(&0));
-        let mut bytes = [0u8; NAME_SIZE_BYTES];
-        bytes[..name.len()].copy_from_slice(name.as_bytes());
-        Name { bytes }
-    }
-
-    fn c_str(&self) -> &CStr {
-        CStr::from_bytes_until_nul(&self.bytes).expect("names are NUL-terminated")
-    }
-}
-
-/// Makes a file of `size_bytes` that reads as zeros, preallocated and synced, under `name`
-/// (replacing any file of that name).
-pub(super) fn file_make(
-    dir: RawFd,
-    name: &Name,
-    size_bytes: u64,
-    direct_flag: libc::c_int,
-) -> io::Result<OwnedFd> {
-    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | direct_flag;
-    let file = open_at(dir, name, flags)?;
-    let length = libc::off_t::try_from(size_bytes).expect("segment size fits off_t");
-    // SAFETY: plain system call on a descriptor we own.
-    let allocated = syscall(|| unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, length) }.into());
-    if let Err(error) = allocated {
-        if error.raw_os_error() != Some(libc::EOPNOTSUPP) {
-            return Err(error);
-        }
-        // A filesystem without fallocate (ramfs, under the buffered fallback): a sparse file of
-        // the right size reads as zeros too, but a full disk shows up at write time instead of
-        // here.
-        tracing::warn!("fallocate unsupported; the segment file is sparse");
-        // SAFETY: plain system call on a descriptor we own.
-        syscall(|| unsafe { libc::ftruncate(file.as_raw_fd(), length) }.into())?;
-    }
-    fsync(file.as_raw_fd())?;
-    Ok(file)
-}
-
-/// Retries a system call interrupted by a signal; `Err` carries the OS error.
-fn syscall(mut call: impl FnMut() -> libc::c_long) -> io::Result<libc::c_long> {
-    loop {
-        let result = call();
-        if result >= 0 {
-            return Ok(result);
-        }
-        let error = io::Error::last_os_error();
-        if error.raw_os_error() != Some(libc::EINTR) {
-            return Err(error);
-        }
-    }
-}
-
-fn open_at(dir: RawFd, name: &Name, flags: libc::c_int) -> io::Result<OwnedFd> {
-    let flags = flags | libc::O_CLOEXEC;
-    // SAFETY: the name is NUL-terminated; the mode is read only with O_CREAT.
-    let fd = syscall(|| unsafe { libc::openat(dir, name.c_str().as_ptr(), flags, 0o644) }.into())?;
-    // SAFETY: `openat` returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-pub(super) fn fsync(fd: RawFd) -> io::Result<()> {
-    // SAFETY: plain system call on a descriptor we own.
-    syscall(|| unsafe { libc::fsync(fd) }.into()).map(drop)
-}
-
-fn fdatasync(fd: RawFd) -> io::Result<()> {
-    // SAFETY: plain system call on a descriptor we own.
-    syscall(|| unsafe { libc::fdatasync(fd) }.into()).map(drop)
-}
-
-pub(super) fn rename_at(dir: RawFd, from: &Name, to: &Name) -> io::Result<()> {
-    // SAFETY: both names are NUL-terminated.
-    syscall(|| unsafe {
-        libc::renameat(dir, from.c_str().as_ptr(), dir, to.c_str().as_ptr()).into()
-    })
-    .map(drop)
-}
-
-pub(super) fn unlink_at(dir: RawFd, name: &Name) -> io::Result<()> {
-    // SAFETY: the name is NUL-terminated.
-    syscall(|| unsafe { libc::unlinkat(dir, name.c_str().as_ptr(), 0) }.into()).map(drop)
-}
-
-/// Writes all of `bytes` at `offset_bytes`, or fails.
-pub(super) fn write_all_at(fd: RawFd, bytes: &[u8], offset_bytes: u64) -> io::Result<()> {
-    let mut done = 0;
-    while done < bytes.len() {
-        let rest = &bytes[done..];
-        let offset = libc::off_t::try_from(offset_bytes + done as u64).expect("offset fits");
-        // SAFETY: `rest` is valid for `rest.len()` bytes.
-        let written = syscall(|| unsafe {
-            libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), offset) as libc::c_long
-        })?;
-        if written == 0 {
-            return Err(io::Error::from(io::ErrorKind::WriteZero));
-        }
-        done += written as usize;
-    }
-    Ok(())
-}
-
-/// Reads up to `buffer.len()` bytes at `offset_bytes`; returns how many (fewer only at the
-/// end of the file).
-pub(super) fn read_at(fd: RawFd, buffer: &mut [u8], offset_bytes: u64) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buffer.len() {
-        let rest = &mut buffer[done..];
-        let offset = libc::off_t::try_from(offset_bytes + done as u64).expect("offset fits");
-        // SAFETY: `rest` is valid for writes of `rest.len()` bytes.
-        let read = syscall(|| unsafe {
-            libc::pread(fd, rest.as_mut_ptr().cast(), rest.len(), offset) as libc::c_long
-        })?;
-        if read == 0 {
-            break;
-        }
-        done += read as usize;
-    }
-    Ok(done)
-}
-
-fn file_size_bytes(fd: RawFd) -> io::Result<u64> {
-    // SAFETY: `stat` is plain data; fstat fills it.
-    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid descriptor and pointer.
-    syscall(|| unsafe { libc::fstat(fd, &mut stat) }.into())?;
-    Ok(stat.st_size as u64)
-}
-
-/// The alignment `O_DIRECT` needs for this file, from `statx(STATX_DIOALIGN)` (Linux 6.1),
-/// else [`SECTOR_SIZE_BYTES_DEFAULT`]: the larger of the memory and the offset alignment,
-/// and at least 512 bytes.
-fn direct_alignment_bytes(fd: RawFd) -> u32 {
-    // SAFETY: `statx` is plain data.
-    let mut statx: libc::statx = unsafe { std::mem::zeroed() };
-    let empty = c"";
-    // SAFETY: valid descriptor, empty path with AT_EMPTY_PATH, valid output pointer.
-    let result = unsafe {
-        libc::statx(
-            fd,
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH,
-            libc::STATX_DIOALIGN,
-            &mut statx,
-        )
-    };
-    if result != 0 || statx.stx_mask & libc::STATX_DIOALIGN == 0 {
-        return SECTOR_SIZE_BYTES_DEFAULT;
-    }
-    let alignment = statx.stx_dio_offset_align.max(statx.stx_dio_mem_align);
-    if alignment == 0 || !alignment.is_power_of_two() {
-        return SECTOR_SIZE_BYTES_DEFAULT;
-    }
-    alignment.max(crate::config::SECTOR_SIZE_BYTES_MIN)
 }
 
 /// A fixed-capacity FIFO over a vector allocated once.
@@ -486,6 +276,12 @@ fn io_thread(shared: &Shared) {
 /// Runs one operation, on an IO thread or on the thread that waits for it.
 fn operation_run(operation: Operation) -> Done {
     let result = if operation.size_bytes == 0 {
+        if crate::planted::active("direct-sync-skipped") {
+            return Done {
+                slot: operation.slot,
+                errno: 0,
+            };
+        }
         fdatasync(operation.fd).and_then(|()| operation.dir_fd.map_or(Ok(()), fsync))
     } else {
         // SAFETY: the slot owns the buffer until this operation completes, and nothing else
@@ -635,10 +431,7 @@ impl DirectStorage {
             libc::O_RDWR | libc::O_CREAT,
         )
         .map_err(open_error(LOCK_FILE_NAME))?;
-        // SAFETY: plain system call on a descriptor we own.
-        let locked = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if locked != 0 {
-            let error = io::Error::last_os_error();
+        if let Err(error) = flock_exclusive(lock.as_raw_fd()) {
             if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
                 return Err(Error::Locked {
                     path: dir.to_path_buf(),
@@ -1159,24 +952,28 @@ impl DirectStorage {
     /// negative errno. A short write (the disk filled up mid-way, say) is finished here, as
     /// `pwrite` would be by `write_all_at`.
     fn uring_done(&mut self, slot: u32, result: i32) -> Done {
+        let entry = &self.slots[slot as usize];
+        let index = self
+            .segment_index(entry.segment)
+            .expect("a segment with writes in flight stays open");
+        let fd = self.segments[index]
+            .file
+            .as_ref()
+            .map(|fd| fd.as_raw_fd())
+            .expect("a writer's segments have files");
+        let buffer = entry.buffer.as_ref().expect("a write owns its buffer");
+        let size = entry.size_bytes as usize;
         let errno = match usize::try_from(result) {
-            Err(_) => -result,
+            Err(_) => {
+                trace_write(fd, entry.offset_bytes, &[], -result);
+                -result
+            }
             Ok(written) => {
-                let entry = &self.slots[slot as usize];
-                let size = entry.size_bytes as usize;
                 assert!(written <= size, "io_uring wrote more than asked");
+                trace_write(fd, entry.offset_bytes, &buffer[..written], 0);
                 if written == size {
                     0
                 } else {
-                    let index = self
-                        .segment_index(entry.segment)
-                        .expect("a segment with writes in flight stays open");
-                    let fd = self.segments[index]
-                        .file
-                        .as_ref()
-                        .map(|fd| fd.as_raw_fd())
-                        .expect("a writer's segments have files");
-                    let buffer = entry.buffer.as_ref().expect("a write owns its buffer");
                     let rest = &buffer[written..size];
                     match write_all_at(fd, rest, entry.offset_bytes + written as u64) {
                         Ok(()) => 0,
@@ -1198,7 +995,8 @@ impl DirectStorage {
         let fd = self.segments[index].file.as_ref().map(|fd| fd.as_raw_fd());
         // The first sync after the file was renamed into place syncs the directory too; the
         // mark comes back if that sync fails.
-        let directory = std::mem::take(&mut self.segments[index].directory_unsynced);
+        let directory = std::mem::take(&mut self.segments[index].directory_unsynced)
+            && !crate::planted::active("direct-dir-fsync-removed");
         let slot = self.slot_take(token, segment);
         self.slots[slot as usize].directory = directory;
         self.segment_inflight_change(segment, true);
@@ -1245,39 +1043,6 @@ fn options_check(options: &DirectOptions) {
 }
 
 /// Creates the directory if it does not exist, durably: its parent is synced.
-fn directory_create(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir).map_err(|source| Error::Open {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let parent = dir
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let parent_fd = directory_open(parent)?;
-    fsync(parent_fd.as_raw_fd()).map_err(|source| Error::Open {
-        path: parent.to_path_buf(),
-        source,
-    })
-}
-
-fn directory_open(dir: &Path) -> Result<OwnedFd> {
-    let error = |source| Error::Open {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| error(io::Error::from(io::ErrorKind::InvalidInput)))?;
-    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
-    // SAFETY: the path is NUL-terminated.
-    let fd = syscall(|| unsafe { libc::open(path.as_ptr(), flags) }.into()).map_err(error)?;
-    // SAFETY: `open` returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
 /// Whether an error from `open` or from IO means "this filesystem refuses `O_DIRECT`".
 fn refuses_direct(error: &io::Error) -> bool {
     matches!(error.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP))
@@ -1419,7 +1184,9 @@ impl Storage for DirectStorage {
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | self.direct_flag();
         let file = open_at(dir, &temporary, flags)?;
         write_all_at(file.as_raw_fd(), buffer, 0)?;
-        fsync(file.as_raw_fd())?;
+        if !crate::planted::active("metadata-write-without-sync") {
+            fsync(file.as_raw_fd())?;
+        }
         rename_at(dir, &temporary, &Name::plain(METADATA_FILE_NAME))?;
         fsync(dir)?;
         self.directory_synced();

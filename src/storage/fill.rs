@@ -99,9 +99,14 @@ impl State {
     /// The next chunk to fill, if any (see `chunk_next`).
     fn chunk_next(&self, geometry: Geometry) -> Option<(RawFd, SegmentId, u64, u64)> {
         let target = self.target.as_ref().filter(|_| self.wanted)?;
-        let (start, end) = chunk_next(target, geometry)?;
-        // The safety of the log's data: zeros only past everything submitted to the segment.
-        assert!(start >= target.frontier_bytes && end <= target.limit_bytes);
+        let (mut start, end) = chunk_next(target, geometry)?;
+        if crate::planted::active("fill-below-frontier") {
+            let frontier = target.frontier_bytes / geometry.align_bytes * geometry.align_bytes;
+            start = start.min(frontier.saturating_sub(geometry.align_bytes));
+        } else {
+            // The safety of the log's data: zeros only past everything submitted to the segment.
+            assert!(start >= target.frontier_bytes && end <= target.limit_bytes);
+        }
         Some((target.fd, target.segment, start, end))
     }
 }
@@ -303,7 +308,7 @@ fn fill_thread(shared: &Shared, zeros: &AlignedBuffer, geometry: Geometry) {
         };
         assert!(start % geometry.align_bytes == 0 && end % geometry.align_bytes == 0);
         assert!(start < end && end - start <= geometry.chunk_bytes);
-        let written = super::direct::write_all_at(fd, &zeros[..(end - start) as usize], start);
+        let written = super::sys::write_all_at(fd, &zeros[..(end - start) as usize], start);
         let mut state = shared.lock();
         state.inflight = None;
         let target = state.target.as_mut().filter(|t| t.segment == segment);

@@ -23,12 +23,21 @@ mod prepare;
 #[cfg(target_os = "linux")]
 mod read_ahead;
 #[cfg(target_os = "linux")]
+mod sys;
+#[cfg(target_os = "linux")]
+pub mod trace;
+#[cfg(target_os = "linux")]
 mod uring;
 
 pub use buffer::AlignedBuffer;
 #[cfg(target_os = "linux")]
 pub use direct::*;
 pub use mem::{MemStorage, SectorFate};
+#[cfg(target_os = "linux")]
+pub use sys::{
+    segment_file_name, segment_file_parse, SECTOR_SIZE_BYTES_DEFAULT, SEGMENT_FILE_SUFFIX,
+    SEGMENT_NAME_DIGITS, TEMPORARY_FILE_SUFFIX,
+};
 
 use std::io;
 

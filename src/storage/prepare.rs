@@ -6,8 +6,8 @@
 //! At most one spare exists. A crash leaves it behind as a `*.tmp` file, which the next writer
 //! removes when it opens the directory; dropping the storage removes it.
 
-use super::direct::{file_make, rename_at, unlink_at, Name};
 use super::monitor::Monitor;
+use super::sys::{file_make, rename_at, unlink_at, Name};
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::Arc;

@@ -302,7 +302,7 @@ fn read_ahead_thread(shared: &Shared) {
             (index, slot.stretch, buffer)
         };
         let bytes = &mut buffer[stretch.at..stretch.at + stretch.size_bytes];
-        let errno = match super::direct::read_at(stretch.fd, bytes, stretch.offset_bytes) {
+        let errno = match super::sys::read_at(stretch.fd, bytes, stretch.offset_bytes) {
             Ok(size) if size == bytes.len() => 0,
             Ok(_) => libc::EIO,
             Err(error) => error.raw_os_error().unwrap_or(libc::EIO),

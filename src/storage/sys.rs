@@ -410,3 +410,33 @@ fn directory_open_untraced(dir: &Path) -> Result<OwnedFd> {
     // SAFETY: `open` returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_sort_as_numbers_and_parse_back() {
+        for segment in [0, 1, 42, 1 << 40, u64::MAX] {
+            let name = segment_file_name(segment);
+            assert_eq!(name.len(), SEGMENT_NAME_DIGITS + SEGMENT_FILE_SUFFIX.len());
+            assert_eq!(segment_file_parse(name.as_bytes()), Some(segment));
+            assert_eq!(
+                Name::segment(segment, false).c_str().to_bytes(),
+                name.as_bytes()
+            );
+            let temporary = Name::segment(segment, true);
+            assert!(temporary.c_str().to_bytes().ends_with(b".segment.tmp"));
+            assert_eq!(segment_file_parse(temporary.c_str().to_bytes()), None);
+        }
+        assert!(segment_file_name(9) < segment_file_name(10));
+        for foreign in [
+            "1.segment",
+            "metadata",
+            "lock",
+            "0000000000000000000x.segment",
+        ] {
+            assert_eq!(segment_file_parse(foreign.as_bytes()), None, "{foreign}");
+        }
+    }
+}

@@ -643,7 +643,7 @@ fn block_lsn_at(config: &Config, segment: SegmentId, bytes: &[u8], at: usize) ->
         };
         let size = header.size_bytes as usize;
         let placed = header.segment == segment && header.offset_bytes as usize == offset;
-        if !placed || size == 0 || !size.is_multiple_of(config.sector_size_bytes as usize) {
+        if !placed || size == 0 || size & (config.sector_size_bytes as usize - 1) != 0 {
             break;
         }
         if offset + size > at {

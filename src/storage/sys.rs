@@ -119,7 +119,7 @@ pub(super) fn file_make(
         trace_size(file.as_raw_fd(), size_bytes, &truncated);
         truncated?;
     }
-    let spare = name.text().starts_with("spare");
+    let spare = name.c_str().to_bytes().starts_with(b"spare");
     if !(spare && crate::planted::active("prepare-rename-before-fsync")) {
         fsync(file.as_raw_fd())?;
     }

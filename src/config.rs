@@ -182,16 +182,15 @@ impl Config {
             "record_size_bytes_max",
             "must be at most 256 MiB",
         )?;
-        let capacity = format::segment_capacity_bytes(
+        let limit = format::record_size_bytes_limit(
             self.segment_size_bytes,
             self.block_size_bytes,
-            0,
-            BLOCK_HEADER_SIZE_BYTES as u32,
+            self.sector_size_bytes,
         );
         check(
-            capacity >= u64::from(self.record_size_bytes_max),
+            limit >= u64::from(self.record_size_bytes_max.max(1)),
             "record_size_bytes_max",
-            "must fit, with its framing, in one empty segment",
+            "must fit, with its framing, in one segment after its first sector",
         )
     }
 
@@ -307,5 +306,30 @@ mod tests {
             let error = config.validate().unwrap_err();
             assert_eq!(error.field, field, "{error}");
         }
+    }
+
+    /// A segment of one sector holds a suffix truncation's block and nothing else: a record
+    /// would never fit after it (found by the `ops` fuzz target, which then rolled into a
+    /// segment of the same name).
+    #[test]
+    fn a_record_fits_after_a_truncation_block() {
+        let tiny = Config {
+            sector_size_bytes: 512,
+            block_size_bytes: 512,
+            segment_size_bytes: 512,
+            write_buffer_size_bytes: 512,
+            write_buffer_count: 1,
+            window_size_bytes: 512,
+            record_size_bytes_max: 0,
+            read_buffer_size_bytes: 512,
+            ..Config::default()
+        };
+        let error = tiny.validate().unwrap_err();
+        assert_eq!(error.field, "record_size_bytes_max", "{error}");
+        let two_sectors = Config {
+            segment_size_bytes: 1024,
+            ..tiny
+        };
+        assert_eq!(two_sectors.validate(), Ok(()));
     }
 }

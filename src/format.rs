@@ -24,13 +24,19 @@ pub const BLOCK_HEADER_SIZE_BYTES: usize = 128;
 /// Size of a frame header.
 pub const FRAME_HEADER_SIZE_BYTES: usize = 4;
 /// Size of the metadata that is checksummed (the rest of its sector is zero).
-pub const METADATA_SIZE_BYTES: usize = 128;
+pub const METADATA_SIZE_BYTES: usize = 256;
+/// The most bytes of a vote (`Log::vote_save`) the metadata holds.
+pub const VOTE_SIZE_BYTES_MAX: usize = 124;
+/// Where the vote's size and bytes start in the metadata.
+const METADATA_VOTE_OFFSET: usize = 128;
 /// Size of the checksummed metadata of format version 1.
 pub const METADATA_V1_SIZE_BYTES: usize = 64;
 /// Metadata flag: the log was closed cleanly, and `Metadata::clean` says where it ended.
 pub const METADATA_FLAG_CLEAN: u16 = 1;
 /// Metadata flag: `Metadata::first` names the log's first block.
 pub const METADATA_FLAG_FIRST: u16 = 2;
+/// Metadata flag: `Metadata::loss` records a loss the last recovery settled.
+pub const METADATA_FLAG_LOSS: u16 = 4;
 /// A fragment's length is stored in 30 bits.
 pub const FRAGMENT_SIZE_BYTES_MAX: u32 = (1 << 30) - 1;
 /// LSNs stay below this bound (index keys double them).
@@ -40,6 +46,11 @@ pub const LSN_APPEND_MAX: u64 = LSN_MAX - (1 << 32);
 /// Block header flag: the body begins with the continuation of a record from the previous
 /// block (a `Middle` or `Last` fragment).
 pub const FLAG_CONTINUES: u16 = 1;
+/// Block header flag: a frameless block that truncates the log's suffix. It starts a segment
+/// named after its `lsn_first`, and links to the block of the previous segment that completes
+/// record `lsn_first - 1`: every block after that one in that segment, and every later
+/// segment, is no longer part of the log (`docs/recovery.md`, "Suffix truncation").
+pub const FLAG_TRUNCATES: u16 = 2;
 
 const _: () = assert!(BLOCK_HEADER_SIZE_BYTES % 8 == 0);
 const _: () = assert!(METADATA_SIZE_BYTES <= 512);
@@ -59,7 +70,7 @@ pub struct BlockHeader {
     pub checksum_body: u32,
     /// `checksum_header` of the block before this one in the log (0 for the log's first).
     pub checksum_previous: u32,
-    /// `FLAG_CONTINUES` or zero.
+    /// `FLAG_CONTINUES`, `FLAG_TRUNCATES` or zero.
     pub flags: u16,
     /// The epoch of the open that wrote the block: one more than the highest epoch that open's
     /// recovery saw. A newer epoch abandons a record a crash left open.
@@ -185,6 +196,11 @@ impl BlockHeader {
         self.flags & FLAG_CONTINUES != 0
     }
 
+    /// Whether this is a suffix truncation's block.
+    pub fn truncates(&self) -> bool {
+        self.flags & FLAG_TRUNCATES != 0
+    }
+
     /// Whether the sizes are possible for a block at this place, under these limits (a sector
     /// size of zero makes nothing possible).
     pub fn sizes_valid(&self, sector_size_bytes: u32, block_size_bytes: u32) -> bool {
@@ -193,7 +209,9 @@ impl BlockHeader {
         }
         let header = BLOCK_HEADER_SIZE_BYTES as u64;
         let frames_min = u64::from(self.fragment_count) * FRAME_HEADER_SIZE_BYTES as u64;
-        self.flags & !FLAG_CONTINUES == 0
+        let truncates = self.flags & FLAG_TRUNCATES != 0;
+        self.flags & !(FLAG_CONTINUES | FLAG_TRUNCATES) == 0
+            && !(truncates && (self.continues() || self.fragment_count != 0))
             && self.size_bytes >= sector_size_bytes
             && self.size_bytes % sector_size_bytes == 0
             && self.size_bytes <= block_size_bytes
@@ -305,6 +323,22 @@ pub fn segment_capacity_bytes(
     current + later_full + later_tail
 }
 
+/// The largest record a log of these sizes takes: one that fits, with its framing, in a
+/// segment whose first sector is already used (by a suffix truncation's block, which starts
+/// the segment it names).
+pub fn record_size_bytes_limit(
+    segment_size_bytes: u64,
+    block_size_bytes: u32,
+    sector_size_bytes: u32,
+) -> u64 {
+    segment_capacity_bytes(
+        segment_size_bytes,
+        block_size_bytes,
+        u64::from(sector_size_bytes).min(segment_size_bytes),
+        BLOCK_HEADER_SIZE_BYTES as u32,
+    )
+}
+
 /// The log's metadata: the sizes that shape its files, and what recovery must know beyond the
 /// blocks. Rewritten whole and atomically (`Storage::metadata_write`) when the log is
 /// formatted, by every open that writes, at a clean close, and when an idle log attests at the
@@ -337,6 +371,24 @@ pub struct Metadata {
     /// this. `None` when the log had no block then; stale (naming a removed segment) after an
     /// interrupted `truncate_prefix`, and then unused.
     pub first: Option<FirstBlock>,
+    /// The loss of acknowledged records the last recovery settled (in point-in-time mode),
+    /// until records are written after it: every open until then reports it again, so that a
+    /// crash that cuts the open which settled it cannot hide it.
+    pub loss: Option<Loss>,
+    /// The vote (Raft's hard state, or any small blob the caller keeps with the log): its
+    /// first `vote_size_bytes` bytes.
+    pub vote: [u8; VOTE_SIZE_BYTES_MAX],
+    /// How many bytes of `vote` are set.
+    pub vote_size_bytes: u16,
+}
+
+/// A loss of acknowledged records a recovery settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loss {
+    /// Where the log ended after the loss: records from here on were dropped.
+    pub lsn_next: u64,
+    /// Records below this had been acknowledged (`RecoveryReport::lsn_lost`).
+    pub lsn_lost: u64,
 }
 
 /// The first block of a log, as the metadata records it.
@@ -385,7 +437,15 @@ impl Metadata {
             lsn_checkpoint: 0,
             clean: None,
             first: None,
+            loss: None,
+            vote: [0; VOTE_SIZE_BYTES_MAX],
+            vote_size_bytes: 0,
         }
+    }
+
+    /// The vote's bytes.
+    pub fn vote(&self) -> &[u8] {
+        &self.vote[..self.vote_size_bytes as usize]
     }
 
     /// Writes the metadata into `bytes` (at least `METADATA_SIZE_BYTES`; the rest zeroed), in
@@ -414,7 +474,16 @@ impl Metadata {
             put_u32(bytes, 84, first.checksum);
             put_u64(bytes, 88, first.segment);
         }
+        if let Some(loss) = self.loss {
+            flags |= METADATA_FLAG_LOSS;
+            put_u64(bytes, 96, loss.lsn_next);
+            put_u64(bytes, 104, loss.lsn_lost);
+        }
         put_u16(bytes, 6, flags);
+        assert!(self.vote_size_bytes as usize <= VOTE_SIZE_BYTES_MAX);
+        put_u16(bytes, METADATA_VOTE_OFFSET, self.vote_size_bytes);
+        let vote = METADATA_VOTE_OFFSET + 4;
+        bytes[vote..vote + VOTE_SIZE_BYTES_MAX].copy_from_slice(&self.vote);
         let sum = checksum(&bytes[4..METADATA_SIZE_BYTES]);
         put_u32(bytes, 0, sum);
     }
@@ -445,15 +514,30 @@ impl Metadata {
         let zero = |range: std::ops::Range<usize>| bytes[range].iter().all(|&byte| byte == 0);
         let clean = flags & METADATA_FLAG_CLEAN != 0;
         let first = flags & METADATA_FLAG_FIRST != 0;
-        let reserved = flags & !(METADATA_FLAG_CLEAN | METADATA_FLAG_FIRST) != 0
+        let loss = flags & METADATA_FLAG_LOSS != 0;
+        let known = METADATA_FLAG_CLEAN | METADATA_FLAG_FIRST | METADATA_FLAG_LOSS;
+        let reserved = flags & !known != 0
             || !zero(36..40)
-            || !zero(96..bytes.len())
+            || (!loss && !zero(96..112))
+            || !zero(112..METADATA_VOTE_OFFSET)
+            || !zero(METADATA_VOTE_OFFSET + 2..METADATA_VOTE_OFFSET + 4)
+            || !zero(METADATA_SIZE_BYTES..bytes.len())
             || (!clean && !zero(56..84))
             || (!first && !zero(84..96));
-        if reserved {
+        let vote_size_bytes = get_u16(bytes, METADATA_VOTE_OFFSET);
+        let vote_at = METADATA_VOTE_OFFSET + 4;
+        let vote_rest_zero = zero(
+            vote_at + (vote_size_bytes as usize).min(VOTE_SIZE_BYTES_MAX)
+                ..vote_at + VOTE_SIZE_BYTES_MAX,
+        );
+        if reserved || vote_size_bytes as usize > VOTE_SIZE_BYTES_MAX || !vote_rest_zero {
             return Err(MetadataFault::Reserved);
         }
+        let mut vote = [0; VOTE_SIZE_BYTES_MAX];
+        vote.copy_from_slice(&bytes[vote_at..vote_at + VOTE_SIZE_BYTES_MAX]);
         Ok(Metadata {
+            vote,
+            vote_size_bytes,
             format_version: version,
             epoch_max: get_u32(bytes, 32),
             window_size_bytes: get_u64(bytes, 40),
@@ -467,6 +551,10 @@ impl Metadata {
             first: first.then(|| FirstBlock {
                 checksum: get_u32(bytes, 84),
                 segment: get_u64(bytes, 88),
+            }),
+            loss: loss.then(|| Loss {
+                lsn_next: get_u64(bytes, 96),
+                lsn_lost: get_u64(bytes, 104),
             }),
             ..sizes
         })

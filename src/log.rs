@@ -4,18 +4,20 @@
 //!
 //! This file holds the state and the public calls. The rest is split along its seams:
 //! `open.rs` (formatting, recovery's side effects, the metadata), `write.rs` (blocks, write
-//! buffers, the window and syncs) and `reads.rs` (reads and cursors).
+//! buffers, the window and syncs), `reads.rs` (reads and cursors) and `truncate.rs` (both
+//! truncations and the vote).
 
 mod open;
 mod reads;
+mod truncate;
 mod write;
 
 use crate::config::Config;
 use crate::config::RecoveryMode;
 use crate::error::{CorruptionKind, Error, IoCause, IoOperation, Result};
 use crate::format::{
-    self, BlockHeader, CleanEnd, FirstBlock, FragmentKind, HeaderRead, Metadata, MetadataFault,
-    BLOCK_HEADER_SIZE_BYTES, FLAG_CONTINUES, FORMAT_VERSION, FORMAT_VERSION_MIN,
+    self, BlockHeader, CleanEnd, FirstBlock, FragmentKind, HeaderRead, Loss, Metadata,
+    MetadataFault, BLOCK_HEADER_SIZE_BYTES, FLAG_CONTINUES, FORMAT_VERSION, FORMAT_VERSION_MIN,
     FRAME_HEADER_SIZE_BYTES,
 };
 use crate::read::{HeaderState, Place, ReadCache};
@@ -210,6 +212,13 @@ impl<S: Storage> Log<S> {
         self.table.len()
     }
 
+    /// The LSN segment `index` (oldest first, `0..segment_count()`) starts at: its name. A
+    /// retention policy keeps the newest `k` segments with
+    /// `truncate_prefix(segment_lsn(segment_count() - k))`.
+    pub fn segment_lsn(&self, index: usize) -> Option<Lsn> {
+        (index < self.table.len()).then(|| self.table.id(index))
+    }
+
     /// The storage, for inspection.
     pub fn storage(&self) -> &S {
         &self.storage
@@ -332,8 +341,14 @@ impl<S: Storage> Log<S> {
 
     /// Writes `metadata` durably and keeps it as the log's own.
     fn metadata_write(&mut self, metadata: Metadata) -> Result<()> {
+        // A loss a recovery settled is reported by every open until records are written after
+        // it (`Metadata::loss`).
+        let loss = metadata
+            .loss
+            .filter(|loss| loss.lsn_next == self.lsn_durable && loss.lsn_next == self.lsn_next);
         let metadata = Metadata {
             format_version: FORMAT_VERSION,
+            loss,
             ..metadata
         };
         metadata.encode(&mut self.metadata_buffer);
@@ -379,40 +394,6 @@ impl<S: Storage> Log<S> {
         self.unflushed_bytes = 0;
         self.unflushed_since_ns = None;
         tracing::debug!(lsn_durable = self.lsn_durable, "flushed");
-        Ok(())
-    }
-
-    /// Drops whole segments whose records are all below `lsn`. The current segment is never
-    /// dropped, so records at and after `lsn` always stay. On an error, some of the segments
-    /// asked for may already be gone (each removal is durable on its own), never more.
-    pub fn truncate_prefix(&mut self, lsn: Lsn) -> Result<()> {
-        self.writable()?;
-        if lsn > self.lsn_next {
-            return Err(self.out_of_range(lsn));
-        }
-        let mut dropped = false;
-        while self.table.len() > 1 && self.table.id(1) <= lsn {
-            let segment = self.table.id(0);
-            if self.inflight_segment(segment) {
-                self.writes_wait_all()?;
-            }
-            self.storage
-                .segment_remove(segment)
-                .map_err(io_error(IoOperation::SegmentRemove, Some(segment)))?;
-            self.table.pop_front();
-            self.cache
-                .invalidate(segment, 0, self.config.segment_size_bytes);
-            self.lsn_first = self.table.id(0);
-            tracing::info!(segment, lsn_first = self.lsn_first, "segment dropped");
-            dropped = true;
-        }
-        if dropped {
-            // The new first block has nothing before it to vouch for it: the metadata does.
-            self.metadata_write(Metadata {
-                first: self.first_block(),
-                ..self.metadata
-            })?;
-        }
         Ok(())
     }
 

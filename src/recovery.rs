@@ -206,6 +206,15 @@ pub(crate) struct Scan<'a, S: Storage> {
     formatted: bool,
     /// The chain as it stood before the current segment's first block.
     pub chain_segment_start: Chain,
+    /// The current segment holds records below this LSN only: the next segment's name (a
+    /// suffix truncation named its segment after the first LSN it dropped), or `Lsn::MAX`.
+    lsn_limit: Lsn,
+    /// The next segment begins with a suffix truncation's block, which links to the block with
+    /// this checksum: the current segment's part of the log ends right after that block.
+    cut: Option<u32>,
+    /// The chain passed the current segment's limit in the middle of a block (records after
+    /// it there were cut off by a suffix truncation): the log may not go on in this segment.
+    trimmed: bool,
     /// Every record below it was durable (the metadata's checkpoint).
     checkpoint: Lsn,
     /// Where the log was closed cleanly, if it was and nothing was written since.
@@ -270,6 +279,9 @@ impl<'a, S: Storage> Scan<'a, S> {
             block_count: 0,
             attested_watermark: None,
             chain_segment_start: Chain::start(segments[0], metadata.first),
+            lsn_limit: Lsn::MAX,
+            cut: None,
+            trimmed: false,
             checkpoint: metadata.lsn_checkpoint,
             clean: metadata.clean,
             window_size_bytes: metadata.window_size_bytes,
@@ -292,10 +304,28 @@ impl<S: Storage> Scan<'_, S> {
 
     /// Walks every block, filling `table`, until the verdict ends the log.
     pub fn run(&mut self, table: &mut SegmentTable) -> Result<End> {
+        let mut end = self.walk(table)?;
+        if self.trimmed {
+            // The log ended in a segment whose last block kept holds records a suffix
+            // truncation dropped: it may not go on there (a block written after it would
+            // chain to them again), but at the start of the next segment, which the
+            // truncation made; recovery settles it with a truncation's block again.
+            assert_eq!(end.segment_index + 1, table.len());
+            end.segment_index += 1;
+            end.offset_bytes = 0;
+            self.segment_enter(table, end.segment_index)?;
+            tracing::info!(
+                segment = self.segments[end.segment_index],
+                "the log ends at a truncation"
+            );
+        }
+        Ok(end)
+    }
+
+    fn walk(&mut self, table: &mut SegmentTable) -> Result<End> {
         let mut segment_index = 0;
         let mut offset_bytes = 0;
-        table.push(self.segments[0]);
-        self.chain_segment_start = self.chain;
+        self.segment_enter(table, segment_index)?;
         loop {
             if offset_bytes == self.config.segment_size_bytes {
                 let next = segment_index + 1;
@@ -304,8 +334,7 @@ impl<S: Storage> Scan<'_, S> {
                     // own verdict (Accept when it continues the log).
                     segment_index = next;
                     offset_bytes = 0;
-                    table.push(self.segments[segment_index]);
-                    self.chain_segment_start = self.chain;
+                    self.segment_enter(table, segment_index)?;
                     continue;
                 }
                 return self.segment_boundary_end(segment_index);
@@ -336,6 +365,14 @@ impl<S: Storage> Scan<'_, S> {
                     );
                     self.accept(&header, summary);
                     offset_bytes += u64::from(header.size_bytes);
+                    if self.cut.is_some() && self.cut == self.chain.checksum_previous {
+                        // A suffix truncation cut the segment's part of the log here; its
+                        // block, at the start of the next segment, gets its own verdict.
+                        self.chain.record_open = false;
+                        segment_index += 1;
+                        offset_bytes = 0;
+                        self.segment_enter(table, segment_index)?;
+                    }
                 }
                 Verdict::SegmentEnd => {
                     tracing::debug!(
@@ -345,8 +382,7 @@ impl<S: Storage> Scan<'_, S> {
                     );
                     segment_index += 1;
                     offset_bytes = 0;
-                    table.push(self.segments[segment_index]);
-                    self.chain_segment_start = self.chain;
+                    self.segment_enter(table, segment_index)?;
                 }
                 Verdict::TornTail => {
                     return Ok(self.end(verdict, segment_index, offset_bytes, None));
@@ -364,6 +400,61 @@ impl<S: Storage> Scan<'_, S> {
                 }
             }
         }
+    }
+
+    /// The walk moves into the segment at `segment_index`.
+    fn segment_enter(&mut self, table: &mut SegmentTable, segment_index: usize) -> Result<()> {
+        table.push(self.segments[segment_index]);
+        self.chain_segment_start = self.chain;
+        self.lsn_limit = self.segment_lsn_limit(segment_index);
+        self.cut = self.truncation_next(segment_index)?;
+        self.trimmed = false;
+        tracing::trace!(
+            segment = self.segments[segment_index],
+            lsn_limit = self.lsn_limit,
+            chain = ?self.chain,
+            "segment"
+        );
+        Ok(())
+    }
+
+    /// If the segment after `segment_index` begins with a valid suffix truncation's block:
+    /// the checksum of the block it links to.
+    fn truncation_next(&mut self, segment_index: usize) -> Result<Option<u32>> {
+        let Some(&next) = self.segments.get(segment_index + 1) else {
+            return Ok(None);
+        };
+        if crate::planted::active("truncation-limit-ignored") {
+            return Ok(None);
+        }
+        let place = self.place(segment_index + 1, 0);
+        Ok(match place.load_header(self.cache, self.storage)? {
+            HeaderState::Valid(header) if header.truncates() && header.lsn_first == next => {
+                Some(header.checksum_previous)
+            }
+            _ => None,
+        })
+    }
+
+    /// The LSN below which every record of a segment lies: the next segment's name. Blocks
+    /// of the segment that start at or after it were cut off by a suffix truncation.
+    fn segment_lsn_limit(&self, segment_index: usize) -> Lsn {
+        match crate::planted::active("truncation-limit-ignored") {
+            true => Lsn::MAX,
+            false => self
+                .segments
+                .get(segment_index + 1)
+                .copied()
+                .unwrap_or(Lsn::MAX),
+        }
+    }
+
+    /// Whether a block may belong to the current segment: it starts below the segment's limit,
+    /// or completes no record (a seal, an attestation, or the middle of a record that a crash
+    /// or a truncation left open at the limit). The block that completes the record just below
+    /// the limit may hold records after it: they are cut off (`accept`).
+    fn below_limit(&self, header: &BlockHeader, summary: &BodySummary) -> bool {
+        header.lsn_first < self.lsn_limit || summary.records_completed == 0
     }
 
     /// The walk reached the end of a full segment and no later segment continues the log:
@@ -419,6 +510,7 @@ impl<S: Storage> Scan<'_, S> {
 
     fn accept(&mut self, header: &BlockHeader, summary: BodySummary) {
         assert_eq!(header.lsn_first, self.chain.lsn_next);
+        assert!(self.below_limit(header, &summary));
         assert!(header.epoch >= self.chain.epoch);
         self.chain = Chain {
             lsn_next: header.lsn_first + summary.records_completed,
@@ -427,6 +519,14 @@ impl<S: Storage> Scan<'_, S> {
             epoch: header.epoch,
             record_open: summary.ends_open,
         };
+        if self.chain.lsn_next > self.lsn_limit {
+            // The block that ends the last record a suffix truncation kept: the records after
+            // it in the block, and the rest of the segment, were dropped; the log goes on in
+            // the next segment, whose first block links to this one.
+            self.chain.lsn_next = self.lsn_limit;
+            self.chain.record_open = false;
+            self.trimmed = true;
+        }
         self.epoch_max = self.epoch_max.max(header.epoch);
         self.block_count += 1;
     }
@@ -452,6 +552,7 @@ impl<S: Storage> Scan<'_, S> {
             facts.chained = self.chain.continued_by(&header);
             if let Ok((_, summary)) = place.load_body(self.cache, self.storage, &header)? {
                 facts.body_valid = true;
+                facts.chained &= self.below_limit(&header, &summary);
                 accepted = Some((header, summary));
             }
         }
@@ -523,7 +624,10 @@ impl<S: Storage> Scan<'_, S> {
                 let place = self.place(index, offset);
                 if let HeaderState::Valid(header) = place.load_header(self.cache, self.storage)? {
                     self.epoch_max = self.epoch_max.max(header.epoch);
-                    if header.epoch >= self.chain.epoch {
+                    // A block past its segment's limit was dropped by a suffix truncation.
+                    let dropped = header.fragment_count > 0
+                        && header.lsn_first >= self.segment_lsn_limit(index);
+                    if header.epoch >= self.chain.epoch && !dropped {
                         self.discarded.note(&header);
                         let distance = match index == segment_index {
                             true => offset - offset_bytes,

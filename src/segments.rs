@@ -100,6 +100,13 @@ impl SegmentTable {
         id
     }
 
+    pub fn pop_back(&mut self) -> SegmentId {
+        assert!(self.len > 0);
+        let id = self.last();
+        self.len -= 1;
+        id
+    }
+
     /// The index of the segment that holds `lsn`: the last one whose id is at most `lsn`.
     pub fn find(&self, lsn: Lsn) -> Option<usize> {
         let (mut low, mut high) = (0, self.len);

@@ -126,14 +126,28 @@ fn truncate_prefix_drops_whole_segments_and_survives_reopen() {
     check_by_lsn(&mut log, 5, first..200, 3000);
     log.truncate_prefix(200).unwrap();
     assert_eq!(log.segment_count(), 1, "only the current segment stays");
-    assert!(matches!(
-        log.truncate_prefix(201),
-        Err(Error::LsnOutOfRange { .. })
-    ));
     let first = log.first_lsn();
-    let mut log = Log::open(config, log.close().unwrap()).unwrap();
+    let mut log = Log::open(config.clone(), log.close().unwrap()).unwrap();
     assert_eq!((log.first_lsn(), log.next_lsn()), (first, 200));
     check_by_lsn(&mut log, 5, first..200, 3000);
+    // Past the end: every record goes, and the log starts again, empty, there.
+    log.truncate_prefix(250).unwrap();
+    assert_eq!(
+        (log.first_lsn(), log.next_lsn(), log.durable_lsn()),
+        (250, 250, 250)
+    );
+    assert_eq!(log.segment_count(), 1);
+    assert!(matches!(
+        log.read(199, &mut [0; 8]),
+        Err(Error::LsnOutOfRange { .. })
+    ));
+    for lsn in 250..260 {
+        record(5, lsn, 3000, &mut bytes);
+        assert_eq!(log.append(&bytes).unwrap(), lsn);
+    }
+    let mut log = Log::open(config, log.close().unwrap()).unwrap();
+    assert_eq!((log.first_lsn(), log.next_lsn()), (250, 260));
+    check_by_lsn(&mut log, 5, 250..260, 3000);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The worked example of `docs/format.md`, run: the bytes the page shows are the bytes the
 //! library writes. Run with `--nocapture` to print them.
 
-use ballast_log::format::{BlockHeader, HeaderRead, Metadata};
+use ballast_log::format::{self, BlockHeader, HeaderRead, Metadata};
 use ballast_log::storage::{AlignedBuffer, MemStorage, Storage};
 use ballast_log::{Config, CorruptionKind, Error, Log, RecoveryMode, Verdict};
 
@@ -49,7 +49,7 @@ fn the_worked_example_writes_what_the_page_shows() {
     let mut metadata = AlignedBuffer::new(512, 512);
     assert!(storage.metadata_read(&mut metadata).unwrap());
     println!("metadata:");
-    hexdump(&metadata[..128], 0);
+    hexdump(&metadata[..format::METADATA_SIZE_BYTES], 0);
     let decoded = Metadata::decode(&metadata).unwrap();
     assert_eq!((decoded.epoch_max, decoded.lsn_checkpoint), (1, 0));
     assert_eq!((decoded.window_size_bytes, decoded.clean), (2048, None));

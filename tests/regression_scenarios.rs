@@ -45,8 +45,13 @@ impl Storage for FlakyReads {
     fn segment_list(&mut self) -> io::Result<Vec<SegmentId>> {
         self.inner.segment_list()
     }
-    fn segment_create(&mut self, segment: SegmentId, size_bytes: u64) -> io::Result<()> {
-        self.inner.segment_create(segment, size_bytes)
+    fn segment_create_with(
+        &mut self,
+        segment: SegmentId,
+        size_bytes: u64,
+        head: &[u8],
+    ) -> io::Result<()> {
+        self.inner.segment_create_with(segment, size_bytes, head)
     }
     fn segment_remove(&mut self, segment: SegmentId) -> io::Result<()> {
         self.inner.segment_remove(segment)

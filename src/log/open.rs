@@ -179,6 +179,19 @@ impl<S: Storage> Log<S> {
         );
         let end = scan.run(&mut self.table)?;
         let (chain, epoch_max, block_count) = (scan.chain, scan.epoch_max, scan.block_count);
+        // A loss an earlier recovery settled, with nothing written since: its open may have
+        // been cut before anyone heard of it, so it is reported again.
+        let earlier_loss = metadata
+            .loss
+            .filter(|loss| loss.lsn_next == chain.lsn_next && end.lsn_lost.is_none());
+        if let Some(loss) = earlier_loss {
+            tracing::warn!(
+                lsn_next = loss.lsn_next,
+                lsn_lost = loss.lsn_lost,
+                "an earlier recovery dropped acknowledged records"
+            );
+        }
+        let lsn_lost = end.lsn_lost.or(earlier_loss.map(|loss| loss.lsn_lost));
         let chain_segment_start = scan.chain_segment_start;
         recovery_end_trace(&end, &chain, segments[end.segment_index]);
         let stale = &segments[end.segment_index + 1..];
@@ -212,7 +225,7 @@ impl<S: Storage> Log<S> {
             end_written,
             end_segment: segments[end.segment_index],
             end_offset_bytes: end.offset_bytes,
-            lsn_lost: end.lsn_lost,
+            lsn_lost,
             epoch: self.epoch,
             lsn_checkpoint: metadata.lsn_checkpoint,
             clean_end: end.clean,
@@ -289,24 +302,35 @@ impl<S: Storage> Log<S> {
             lsn_checkpoint: checkpoint,
             clean: None,
             first,
+            loss: end
+                .lsn_lost
+                .map(|lsn_lost| Loss {
+                    lsn_next: self.lsn_next,
+                    lsn_lost,
+                })
+                .or(self.metadata.loss),
             ..self.metadata
         })?;
-        for &segment in stale.iter().rev() {
-            tracing::info!(segment, "removing a segment after the end of the log");
-            self.storage
-                .segment_remove(segment)
-                .map_err(io_error(IoOperation::SegmentRemove, Some(segment)))?;
-        }
         if recreate {
             self.segment_recreate(chain_segment_start)?;
         } else if seal {
             self.seal_write()?;
             self.sync_wait(self.table.last())?;
         }
+        // Only once the end is made final: a segment after it may be a suffix truncation's,
+        // whose name alone cuts off records the truncation dropped from the end segment
+        // (`docs/recovery.md`, "Suffix truncation"). A crash before the seal is durable must
+        // find it still there, should the end read better next time.
+        for &segment in stale.iter().rev() {
+            tracing::info!(segment, "removing a segment after the end of the log");
+            self.storage
+                .segment_remove(segment)
+                .map_err(io_error(IoOperation::SegmentRemove, Some(segment)))?;
+        }
         if sync_late {
             self.sync_kept()?;
         }
-        if checkpoint > self.lsn_next || (first_recreated && first.is_some()) {
+        if checkpoint > self.lsn_next || first_recreated {
             self.metadata_write(Metadata {
                 lsn_checkpoint: self.lsn_next,
                 first: self.first_block(),
@@ -329,16 +353,16 @@ impl<S: Storage> Log<S> {
     /// starts at its offset 0, linked to the last block before it.
     fn segment_recreate(&mut self, chain_segment_start: &Chain) -> Result<()> {
         let segment = self.table.last();
+        assert_eq!(segment, self.lsn_next);
         tracing::info!(segment, "recreating a segment that holds no record");
-        self.storage
-            .segment_create(segment, self.config.segment_size_bytes)
-            .map_err(io_error(IoOperation::SegmentCreate, Some(segment)))?;
-        self.cache
-            .invalidate(segment, 0, self.config.segment_size_bytes);
-        self.table.index_reset(self.table.len() - 1);
-        self.checksum_previous = chain_segment_start.checksum_previous.unwrap_or(0);
-        self.writer.block_offset_bytes = 0;
-        self.sync_wait(segment)
+        let link = chain_segment_start.checksum_previous.unwrap_or(0);
+        let checksum = self.segment_make_truncating(segment, link)?;
+        let index = self.table.len() - 1;
+        self.table.index_reset(index);
+        self.table.index_note(index, 0, segment, false, checksum);
+        self.checksum_previous = checksum;
+        self.writer.block_offset_bytes = u64::from(self.config.sector_size_bytes);
+        Ok(())
     }
 
     /// Whether the first sector where the log ends holds anything but zeros.
@@ -377,6 +401,31 @@ impl<S: Storage> Log<S> {
         })
     }
 
+    /// The header of a block of one sector with no frames at a place, of this open's epoch,
+    /// at the next LSN, everything before it durable, linked to `checksum_previous`: a seal,
+    /// an attestation, or a truncation's block.
+    pub(super) fn frameless_header(
+        &self,
+        segment: SegmentId,
+        offset_bytes: u64,
+        checksum_previous: u32,
+    ) -> BlockHeader {
+        BlockHeader {
+            checksum_body: format::checksum(&[]),
+            checksum_previous,
+            epoch: self.epoch,
+            segment,
+            lsn_first: self.lsn_next,
+            lsn_durable: self.lsn_next,
+            offset_bytes: u32::try_from(offset_bytes).expect("offset fits u32"),
+            size_bytes: self.config.sector_size_bytes,
+            sector_size_bytes: self.config.sector_size_bytes,
+            block_size_bytes: self.config.block_size_bytes,
+            segment_size_bytes: self.config.segment_size_bytes,
+            ..BlockHeader::default()
+        }
+    }
+
     /// Writes a block of one sector with no frames where the next block goes, of this open's
     /// epoch, chained to the last block and carrying `lsn_durable`, and waits for the write
     /// (not for a sync). A seal at open and an attestation later are such blocks. Nothing else
@@ -393,20 +442,8 @@ impl<S: Storage> Log<S> {
             .expect("write buffers are free when nothing is in flight");
         let block = &mut buffer[..sector];
         block.fill(0);
-        let mut header = BlockHeader {
-            checksum_body: format::checksum(&[]),
-            checksum_previous: self.checksum_previous,
-            epoch: self.epoch,
-            segment,
-            lsn_first: self.lsn_next,
-            lsn_durable: self.lsn_durable,
-            offset_bytes: u32::try_from(offset_bytes).expect("offset fits u32"),
-            size_bytes: sector as u32,
-            sector_size_bytes: self.config.sector_size_bytes,
-            block_size_bytes: self.config.block_size_bytes,
-            segment_size_bytes: self.config.segment_size_bytes,
-            ..BlockHeader::default()
-        };
+        let mut header = self.frameless_header(segment, offset_bytes, self.checksum_previous);
+        header.lsn_durable = self.lsn_durable;
         self.checksum_previous = header.encode(block);
         let token = self.token_take();
         self.storage

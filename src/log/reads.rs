@@ -117,6 +117,15 @@ impl<S: Storage> Log<S> {
         }
     }
 
+    /// The header of the block where record `lsn` ends (its `Full` or `Last` frame).
+    pub(super) fn record_end_block(&mut self, lsn: Lsn) -> Result<BlockHeader> {
+        let position = self.locate(lsn)?;
+        self.cache.window_set(self.config.block_size_bytes as usize);
+        let (_, position) = self.record_find(lsn, position)?;
+        let (header, _) = self.block_view(position.segment, position.block_offset_bytes)?;
+        Ok(header)
+    }
+
     /// The position of a block at or before the one where record `lsn` starts.
     fn locate(&self, lsn: Lsn) -> Result<Position> {
         let index = self.table.find(lsn).ok_or_else(|| self.out_of_range(lsn))?;

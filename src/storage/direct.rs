@@ -846,14 +846,23 @@ impl DirectStorage {
         }
     }
 
-    /// Makes a new segment file under a temporary name, preallocated and synced, then renames
-    /// it into place (replacing any file of that name); the directory is synced with the
-    /// segment's first sync. A crash at any point leaves either the old file or none, never a
-    /// short one.
-    fn segment_file_make(&self, segment: SegmentId, size_bytes: u64) -> io::Result<OwnedFd> {
+    /// Makes a new segment file under a temporary name, preallocated, `head` written at offset
+    /// 0, synced, then renames it into place (replacing any file of that name); the directory
+    /// is synced with the segment's first sync. A crash at any point leaves either the old
+    /// file or none, never a short one or one without its head.
+    fn segment_file_make(
+        &self,
+        segment: SegmentId,
+        size_bytes: u64,
+        head: &[u8],
+    ) -> io::Result<OwnedFd> {
         let dir = self.dir_fd.as_raw_fd();
         let temporary = Name::segment(segment, true);
         let file = file_make(dir, &temporary, size_bytes, self.direct_flag())?;
+        if !head.is_empty() {
+            write_all_at(file.as_raw_fd(), head, 0)?;
+            fsync(file.as_raw_fd())?;
+        }
         rename_at(dir, &temporary, &Name::segment(segment, false))?;
         Ok(file)
     }
@@ -1197,9 +1206,15 @@ impl Storage for DirectStorage {
         Ok(self.segments.iter().map(|file| file.id).collect())
     }
 
-    fn segment_create(&mut self, segment: SegmentId, size_bytes: u64) -> io::Result<()> {
+    fn segment_create_with(
+        &mut self,
+        segment: SegmentId,
+        size_bytes: u64,
+        head: &[u8],
+    ) -> io::Result<()> {
         assert_eq!(size_bytes % u64::from(self.sector_size_bytes), 0);
-        assert!(size_bytes > 0);
+        assert!(size_bytes > 0 && head.len() as u64 <= size_bytes);
+        assert_aligned(self.sector_size_bytes, 0, head);
         if let Some(index) = self.segment_index(segment) {
             assert_eq!(
                 self.segments[index].inflight, 0,
@@ -1218,15 +1233,18 @@ impl Storage for DirectStorage {
         }
         if self.is_read_only() {
             self.segment_create_read_only(segment, size_bytes);
+            if !head.is_empty() && !self.overlay_write(segment, 0, head) {
+                return Err(io::Error::other("read-only overlay full"));
+            }
             return Ok(());
         }
-        let prepared = match &self.prepare {
-            Some(prepare) => prepare.take(&Name::segment(segment, false), size_bytes)?,
-            None => None,
+        let prepared = match (&self.prepare, head.is_empty()) {
+            (Some(prepare), true) => prepare.take(&Name::segment(segment, false), size_bytes)?,
+            _ => None,
         };
         let file = match prepared {
             Some(file) => file,
-            None => self.segment_file_make(segment, size_bytes)?,
+            None => self.segment_file_make(segment, size_bytes, head)?,
         };
         if let Some(prepare) = &self.prepare {
             prepare.request(size_bytes);

@@ -255,8 +255,15 @@ impl Storage for MemStorage {
         Ok(self.segment_ids().collect())
     }
 
-    fn segment_create(&mut self, id: SegmentId, size_bytes: u64) -> io::Result<()> {
+    fn segment_create_with(
+        &mut self,
+        id: SegmentId,
+        size_bytes: u64,
+        head: &[u8],
+    ) -> io::Result<()> {
         assert_eq!(size_bytes % u64::from(self.sector_size_bytes), 0);
+        assert_aligned(self.sector_size_bytes, 0, head);
+        assert!(head.len() as u64 <= size_bytes);
         if self.dead() {
             return Err(Self::dead_error());
         }
@@ -276,6 +283,9 @@ impl Storage for MemStorage {
         segment.current.fill(0);
         segment.durable.fill(0);
         segment.dirty.fill(0);
+        // Made whole at once: the head is durable with the creation.
+        segment.current[..head.len()].copy_from_slice(head);
+        segment.durable[..head.len()].copy_from_slice(head);
         let position = self
             .segments
             .binary_search_by_key(&id, |segment| segment.id)

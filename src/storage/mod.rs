@@ -101,7 +101,21 @@ pub trait Storage: Clock {
     /// Creates a segment of `size_bytes`, preallocated and reading as zeros. If a segment with
     /// this id exists, it is replaced. Durable with the segment's next sync (see the contract
     /// above).
-    fn segment_create(&mut self, segment: SegmentId, size_bytes: u64) -> io::Result<()>;
+    fn segment_create(&mut self, segment: SegmentId, size_bytes: u64) -> io::Result<()> {
+        self.segment_create_with(segment, size_bytes, &[])
+    }
+
+    /// Like [`segment_create`](Storage::segment_create), with `head` (whole sectors, aligned)
+    /// as the first bytes of the new segment, atomically: a crash leaves the segment as it was
+    /// (missing, or its old content whole) or as created, `head` included; never a new
+    /// segment without its head. Durable with the segment's next sync. A suffix truncation
+    /// makes its segment so.
+    fn segment_create_with(
+        &mut self,
+        segment: SegmentId,
+        size_bytes: u64,
+        head: &[u8],
+    ) -> io::Result<()>;
 
     /// Removes a segment.
     fn segment_remove(&mut self, segment: SegmentId) -> io::Result<()>;
@@ -193,9 +207,9 @@ pub fn assert_aligned(sector_size_bytes: u32, offset_bytes: u64, buffer: &[u8]) 
         "length {} not sector-aligned",
         buffer.len()
     );
-    assert_eq!(
-        buffer.as_ptr() as u64 % sector,
-        0,
+    // An empty buffer (a segment made without a head) transfers nothing from anywhere.
+    assert!(
+        buffer.is_empty() || buffer.as_ptr() as u64 % sector == 0,
         "buffer address not sector-aligned"
     );
 }
@@ -221,8 +235,13 @@ impl<S: Storage + ?Sized> Storage for &mut S {
     fn segment_list(&mut self) -> io::Result<Vec<SegmentId>> {
         (**self).segment_list()
     }
-    fn segment_create(&mut self, segment: SegmentId, size_bytes: u64) -> io::Result<()> {
-        (**self).segment_create(segment, size_bytes)
+    fn segment_create_with(
+        &mut self,
+        segment: SegmentId,
+        size_bytes: u64,
+        head: &[u8],
+    ) -> io::Result<()> {
+        (**self).segment_create_with(segment, size_bytes, head)
     }
     fn segment_remove(&mut self, segment: SegmentId) -> io::Result<()> {
         (**self).segment_remove(segment)

@@ -66,6 +66,14 @@ struct State {
     /// The log holds durable records it has not attested yet: an idle committer ticks it
     /// after `Config::attest_idle_ns`.
     attest_pending: bool,
+    /// Callers sleeping on `Inner::spare` until no commit or attestation runs.
+    spare_sleepers: u32,
+    /// Truncations that moved the log's end so far. Every record staged before one was made
+    /// durable first: a producer whose wait began before it is answered by it.
+    truncations: u64,
+    /// The idle committer sleeps with a timeout (it will attest or flush by itself); else it
+    /// sleeps until woken.
+    committer_timed: bool,
 }
 
 impl State {
@@ -123,6 +131,8 @@ struct Inner<S: Storage> {
     work: Condvar,
     /// Producers wait here for room in the staging area.
     space: Condvar,
+    /// A truncation waits here for a running attestation to hand back the spare batch.
+    spare: Condvar,
     /// Producers and readers wait here for the durable watermark to advance: two queues, for
     /// the running commit and the next (`State::queue_for`).
     durable: [Condvar; 2],
@@ -189,6 +199,9 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
             space_sleepers: 0,
             lsn_end_min: [Lsn::MAX; 2],
             attest_pending: log.attested_lsn() < log.durable_lsn(),
+            spare_sleepers: 0,
+            committer_timed: false,
+            truncations: 0,
         };
         let inner = Arc::new(Inner {
             flush_timeout: log.config().flush_timeout_ns.map(Duration::from_nanos),
@@ -197,6 +210,7 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
             log: Mutex::new(Some(log)),
             work: Condvar::new(),
             space: Condvar::new(),
+            spare: Condvar::new(),
             durable: [Condvar::new(), Condvar::new()],
         });
         let committer_inner = Arc::clone(&inner);
@@ -248,7 +262,7 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
             }
         };
         match durability {
-            Durability::Wait => durable_wait(inner, state, lsn + records.len() as Lsn)?,
+            Durability::Wait => drop(durable_wait(inner, state, lsn + records.len() as Lsn)?),
             Durability::Staged => committer_wake(inner, &mut state),
         }
         Ok(lsn)
@@ -267,7 +281,7 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
                 lsn_next,
             });
         }
-        durable_wait(&self.inner, state, lsn + 1)
+        durable_wait(&self.inner, state, lsn + 1).map(drop)
     }
 
     /// Every record below this LSN is durable. Poll it instead of waiting.
@@ -293,10 +307,96 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
         log.as_mut().ok_or(Error::Closed)?.read(lsn, buffer)
     }
 
-    /// Drops whole segments whose records are all below `lsn`, between two commits.
+    /// Drops whole segments whose records are all below `lsn`, between two commits
+    /// ([`Log::truncate_prefix`]). With `lsn` past every record staged, the log starts again,
+    /// empty, at `lsn`, as [`truncate_suffix`](SharedLog::truncate_suffix) settles: the next
+    /// append gets `lsn`.
     pub fn truncate_prefix(&self, lsn: Lsn) -> Result<()> {
+        let state = lock(&self.inner.state);
+        if lsn > state.staging.lsn_next() {
+            return self.quiesced(state, |log| log.truncate_prefix(lsn));
+        }
+        drop(state);
         let mut log = lock(&self.inner.log);
-        log.as_mut().ok_or(Error::Closed)?.truncate_prefix(lsn)
+        let log = log.as_mut().ok_or(Error::Closed)?;
+        // Records staged and not yet appended are not in the log: they are no segment's.
+        let lsn = lsn.min(log.next_lsn());
+        log.truncate_prefix(lsn)
+    }
+
+    /// Drops every record at or after `lsn`; the next append gets `lsn`
+    /// ([`Log::truncate_suffix`]). Durable when it returns. Everything staged before the call
+    /// is made durable first, so that no producer waits for a record the truncation drops;
+    /// producers that stage meanwhile wait until the truncation is done.
+    pub fn truncate_suffix(&self, lsn: Lsn) -> Result<()> {
+        let state = lock(&self.inner.state);
+        self.quiesced(state, |log| log.truncate_suffix(lsn))
+    }
+
+    /// Saves the vote with the log, durably and atomically ([`Log::vote_save`]), between two
+    /// commits.
+    pub fn vote_save(&self, vote: &[u8]) -> Result<()> {
+        let mut log = lock(&self.inner.log);
+        log.as_mut().ok_or(Error::Closed)?.vote_save(vote)
+    }
+
+    /// A copy of the vote last saved ([`Log::vote`]); empty if none.
+    pub fn vote(&self) -> Result<Vec<u8>> {
+        let log = lock(&self.inner.log);
+        Ok(log.as_ref().ok_or(Error::Closed)?.vote().to_vec())
+    }
+
+    /// Runs `work`, which may move the log's end, with every staged record durable, no commit
+    /// running, and producers held off (the state stays locked throughout); then numbers the
+    /// staging area from the log's new end. A failure of `work` stops the shared log, as a
+    /// failed commit does, unless it was refused before anything changed (a bad LSN).
+    fn quiesced<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
+        work: impl FnOnce(&mut Log<S>) -> Result<()>,
+    ) -> Result<()> {
+        let inner = &*self.inner;
+        loop {
+            state.accepting()?;
+            let lsn_next = state.staging.lsn_next();
+            let settled = state.staging.is_empty() && state.lsn_durable >= lsn_next;
+            if settled && state.spare.is_some() {
+                break;
+            }
+            if !settled {
+                state = durable_wait(inner, state, lsn_next)?;
+                continue;
+            }
+            // An attestation runs: it hands the spare batch back soon.
+            state.spare_sleepers += 1;
+            state = inner.spare.wait(state).expect("state lock");
+            state.spare_sleepers -= 1;
+        }
+        let mut log = lock(&inner.log);
+        let log = log.as_mut().ok_or(Error::Closed)?;
+        let result = work(log);
+        if let Err(error) = &result {
+            if !matches!(error, Error::LsnOutOfRange { .. } | Error::LogFull { .. }) {
+                tracing::error!(%error, "truncation failed: the shared log stops");
+                state.stopped = Some(error.duplicate());
+                durable_notify(inner, &mut state);
+                space_notify(inner, &state);
+            }
+            return result;
+        }
+        assert_eq!(log.durable_lsn(), log.next_lsn(), "a truncation flushes");
+        state.staging.restart_at(log.next_lsn());
+        state.lsn_durable = log.durable_lsn();
+        state.lsn_appended = log.next_lsn();
+        state.attest_pending = log.attested_lsn() < log.durable_lsn();
+        // Every waiter's records were made durable before the end moved: all are answered,
+        // whatever the watermark says now.
+        state.truncations += 1;
+        for queue in 0..2 {
+            state.lsn_end_min[queue] = Lsn::MAX;
+            inner.durable[queue].notify_all();
+        }
+        Ok(())
     }
 
     /// The first LSN the log still holds.
@@ -392,16 +492,18 @@ fn committer_wake<S: Storage>(inner: &Inner<S>, state: &mut State) {
 /// Waits until every LSN below `lsn_end` is durable. If the committer sleeps and no commit
 /// runs, the caller runs the commit itself: a lone producer then pays no thread handoff (two
 /// wakeups across CPUs, about 27 us each on a virtual machine, `docs/concurrency.md`).
-/// Otherwise it asks the committer and sleeps until a publication satisfies it.
+/// Otherwise it asks the committer and sleeps until a publication satisfies it, or until a
+/// truncation moves the log's end (which made every staged record durable first).
 fn durable_wait<'a, S: Storage>(
     inner: &'a Inner<S>,
     mut state: MutexGuard<'a, State>,
     lsn_end: Lsn,
-) -> Result<()> {
+) -> Result<MutexGuard<'a, State>> {
     if state.lsn_durable < lsn_end {
         state.staging.durable_want(lsn_end);
     }
-    while !state.durable_reached(lsn_end)? {
+    let truncations = state.truncations;
+    while state.truncations == truncations && !state.durable_reached(lsn_end)? {
         if state.committer_idle && state.spare.is_some() && !state.closing {
             state = commit_run(inner, state);
             continue;
@@ -409,7 +511,7 @@ fn durable_wait<'a, S: Storage>(
         committer_wake(inner, &mut state);
         state = durable_sleep(inner, state, lsn_end, None).0;
     }
-    Ok(())
+    Ok(state)
 }
 
 /// Sleeps on the wait queue for `lsn_end` until a publication wakes it or `deadline` passes
@@ -450,6 +552,13 @@ fn durable_notify<S: Storage>(inner: &Inner<S>, state: &mut State) {
     }
 }
 
+/// Wakes a truncation waiting for the spare batch, if any.
+fn spare_notify<S: Storage>(inner: &Inner<S>, state: &State) {
+    if state.spare_sleepers > 0 {
+        inner.spare.notify_all();
+    }
+}
+
 /// Wakes the producers waiting for room in the staging area, if any.
 fn space_notify<S: Storage>(inner: &Inner<S>, state: &State) {
     if state.space_sleepers > 0 {
@@ -487,6 +596,11 @@ fn commit_run<'a, S: Storage>(
     std::mem::forget(abandon);
     let mut state = commit_publish(inner, batch, result, durable, appended);
     state.attest_pending = attest_pending;
+    // A producer ran this commit while the committer sleeps without a timeout: it must wake
+    // to sleep with one, or it would never attest. Once per idle period, not per commit.
+    if attest_pending && state.committer_idle && !state.committer_timed {
+        committer_wake(inner, &mut state);
+    }
     state
 }
 
@@ -505,6 +619,7 @@ fn attest_run<'a, S: Storage>(
     });
     let mut state = lock(&inner.state);
     state.spare = Some(batch);
+    spare_notify(inner, &state);
     state.attest_pending = pending;
     if let Err(error) = result {
         tracing::error!(%error, "attestation failed: the shared log stops");
@@ -536,6 +651,7 @@ fn commit_publish<S: Storage>(
     assert!(batch.is_empty() || result.is_err());
     assert!(state.spare.is_none(), "one commit at a time");
     state.spare = Some(batch);
+    spare_notify(inner, &state);
     assert!(
         durable >= state.lsn_durable,
         "the durable watermark never goes back"
@@ -620,6 +736,8 @@ fn committer_sleep<'a, S: Storage>(
     state.committer_idle = true;
     let unflushed = state.lsn_appended > state.lsn_durable && !running;
     let unattested = state.attest_pending && !running && !unflushed;
+    state.committer_timed =
+        (unflushed && inner.flush_timeout.is_some()) || (unattested && inner.attest_idle.is_some());
     if let Some(timeout) = inner.flush_timeout.filter(|_| unflushed) {
         let (mut state, waited) = inner.work.wait_timeout(state, timeout).expect("lock");
         if waited.timed_out() && state.spare.is_some() && state.stopped.is_none() {

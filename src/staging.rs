@@ -222,6 +222,18 @@ impl Staging {
         self.lsn_wanted = self.lsn_wanted.max(lsn_end);
     }
 
+    /// Starts numbering again at `lsn_next`, with nothing staged: after the log's end moved
+    /// (a suffix truncation, or a prefix truncation past the end). Durability wanted below it
+    /// is met by the move; none is wanted beyond.
+    pub fn restart_at(&mut self, lsn_next: Lsn) {
+        assert!(
+            self.is_empty(),
+            "the staged records must be committed first"
+        );
+        self.filling.clear(lsn_next);
+        self.lsn_wanted = self.lsn_wanted.min(lsn_next);
+    }
+
     /// Hands the filling batch to a commit in exchange for the empty `spare`; the staging area
     /// fills `spare` from now on.
     pub fn take(&mut self, spare: &mut Batch) {

@@ -85,14 +85,15 @@ impl ConfigChoice {
             1 + u32::from(self.block_sectors % 4)
         };
         let block = sector * block_sectors;
-        let segment = u64::from(block) * (1 + u64::from(self.segment_blocks % 8));
+        // Two blocks at least: a suffix truncation's block takes the first sector of a segment.
+        let segment = u64::from(block) * (2 + u64::from(self.segment_blocks % 7));
         let write_buffer = block * (1 + u32::from(self.write_buffer_blocks % 2));
         let write_buffer = if u64::from(write_buffer) <= segment {
             write_buffer
         } else {
             block
         };
-        let capacity = format::segment_capacity_bytes(segment, block, 0, HEADER as u32);
+        let capacity = format::record_size_bytes_limit(segment, block, sector);
         let record_limit = capacity.min(3 * u64::from(block));
         let record_max = u64::from(self.record_size) % (record_limit + 1);
         let write_buffer_count = 1 + u32::from(self.write_buffer_count % 3);
@@ -980,10 +981,23 @@ pub enum Op {
         /// Steps (modulo 8).
         count: u8,
     },
-    /// Drops segments below an LSN.
+    /// Drops segments below an LSN; past the end (by up to `past`), the log starts again
+    /// there, empty.
     TruncatePrefix {
         /// Picks the LSN.
         lsn: u16,
+    },
+    /// Drops the records at and after an LSN (a Raft follower's conflict).
+    TruncateSuffix {
+        /// Picks the LSN.
+        lsn: u16,
+    },
+    /// Saves a vote of `size` bytes (modulo the most the metadata holds, plus two).
+    VoteSave {
+        /// The size.
+        size: u8,
+        /// Varies the bytes.
+        salt: u8,
     },
     /// Advances the clock and lets the timeout policy flush.
     Tick {
@@ -1049,6 +1063,16 @@ struct Model {
     /// A byte on disk was changed: recovery may report corruption or lose records after the
     /// damage, but never return wrong bytes. It stays set, as the damage may stay on disk.
     damaged: bool,
+    /// A suffix truncation at this LSN failed part way: recovery finds the log as before it
+    /// or as after it.
+    suffix_pending: Option<Lsn>,
+    /// A prefix truncation past the end, to this LSN, failed part way: recovery finds the old
+    /// log (less a prefix) or the new empty one.
+    restart_pending: Option<Lsn>,
+    /// The vote last saved.
+    vote: Vec<u8>,
+    /// A vote save that failed: recovery finds it or the one before.
+    vote_pending: Option<Vec<u8>>,
 }
 
 impl Model {
@@ -1118,6 +1142,8 @@ impl Run {
             Op::Scan { from } => self.scan(*from),
             Op::CursorNext { count } => self.cursor_next(*count),
             Op::TruncatePrefix { lsn } => self.truncate_prefix(*lsn),
+            Op::TruncateSuffix { lsn } => self.truncate_suffix(*lsn),
+            Op::VoteSave { size, salt } => self.vote_save(*size, *salt),
             Op::Tick { advance_us } => {
                 let log = self.log();
                 let now = log.storage().now_ns();
@@ -1372,23 +1398,98 @@ impl Run {
     fn truncate_prefix(&mut self, raw: u16) {
         let lsn = self.lsn_pick(raw);
         let (lsn_first, lsn_next) = (self.model.lsn_first, self.model.lsn_next());
+        if lsn > lsn_next {
+            return self.restart(lsn);
+        }
         let result = self.log().truncate_prefix(lsn);
+        let failed_before = self.model.failed;
+        if self.outcome(result).is_some() {
+            let first = self.log().first_lsn();
+            assert!(
+                first >= lsn_first && first <= lsn.max(lsn_first),
+                "dropped too much"
+            );
+            self.model.lsn_first = first;
+            self.model.lsn_first_max = first;
+        } else if !failed_before {
+            let first_max = lsn.min(lsn_next).max(self.model.lsn_first_max);
+            self.model.lsn_first_max = first_max;
+        }
+    }
+
+    /// A prefix truncation past the end: every record goes, and the log starts again there.
+    fn restart(&mut self, lsn: Lsn) {
+        let failed_before = self.model.failed;
+        let result = self.log().truncate_prefix(lsn);
+        if matches!(result, Err(Error::LogFull { .. })) && !failed_before {
+            return;
+        }
+        if self.outcome(result).is_some() {
+            let log = self.log();
+            assert_eq!(
+                (log.first_lsn(), log.next_lsn(), log.durable_lsn()),
+                (lsn, lsn, lsn)
+            );
+            self.model_restart(lsn);
+        } else if !failed_before {
+            // Cut part way: the old segments go oldest first, so any of them may be the first.
+            self.model.restart_pending = Some(lsn);
+            self.model.lsn_first_max = self.model.lsn_next();
+        }
+    }
+
+    fn model_restart(&mut self, lsn: Lsn) {
+        let model = &mut self.model;
+        model.records.resize(lsn as usize, Vec::new());
+        model.lsn_first = lsn;
+        model.lsn_first_max = lsn;
+        model.lsn_durable = lsn;
+        self.cursor = None;
+    }
+
+    fn truncate_suffix(&mut self, raw: u16) {
+        let lsn = self.lsn_pick(raw);
+        let (lsn_first, lsn_next) = (self.model.lsn_first, self.model.lsn_next());
+        let failed_before = self.model.failed;
+        let result = self.log().truncate_suffix(lsn);
         match result {
-            Err(Error::LsnOutOfRange { .. }) if !self.model.failed => assert!(lsn > lsn_next),
+            Err(Error::LsnOutOfRange { .. }) if !failed_before => {
+                assert!(lsn < lsn_first || lsn > lsn_next);
+            }
+            // Every segment is in use: refused before anything changed.
+            Err(Error::LogFull { .. }) if !failed_before => {}
+            // The block the truncation links to is damaged: refused before anything changed.
+            Err(Error::Corruption { .. }) if self.model.damaged && !failed_before => {}
             result => {
-                let failed_before = self.model.failed;
                 if self.outcome(result).is_some() {
-                    assert!(lsn <= lsn_next);
-                    let first = self.log().first_lsn();
-                    assert!(
-                        first >= lsn_first && first <= lsn.max(lsn_first),
-                        "dropped too much"
-                    );
-                    self.model.lsn_first = first;
-                    self.model.lsn_first_max = first;
+                    assert!((lsn_first..=lsn_next).contains(&lsn));
+                    let log = self.log();
+                    assert_eq!((log.next_lsn(), log.durable_lsn()), (lsn, lsn));
+                    self.model.records.truncate(lsn as usize);
+                    self.model.lsn_durable = lsn;
+                    self.cursor = None;
                 } else if !failed_before {
-                    let first_max = lsn.min(lsn_next).max(self.model.lsn_first_max);
-                    self.model.lsn_first_max = first_max;
+                    self.model.suffix_pending = Some(lsn);
+                }
+            }
+        }
+    }
+
+    fn vote_save(&mut self, size: u8, salt: u8) {
+        let size = usize::from(size) % (format::VOTE_SIZE_BYTES_MAX + 2);
+        let vote: Vec<u8> = (0..size).map(|at| (at as u8) ^ salt).collect();
+        let failed_before = self.model.failed;
+        let result = self.log().vote_save(&vote);
+        match result {
+            Err(Error::RecordTooLarge { .. }) if !failed_before => {
+                assert!(size > format::VOTE_SIZE_BYTES_MAX);
+            }
+            result => {
+                if self.outcome(result).is_some() {
+                    assert_eq!(self.log().vote(), &vote[..]);
+                    self.model.vote = vote;
+                } else if !failed_before {
+                    self.model.vote_pending = Some(vote);
                 }
             }
         }
@@ -1461,12 +1562,27 @@ impl Run {
     }
 
     fn recovered_check(&mut self) {
+        let log = self.log.as_mut().expect("log open");
+        let (recovered, lsn_first) = (log.next_lsn(), log.first_lsn());
+        let vote = log.vote().to_vec();
+        if let Some(lsn) = self.model.restart_pending.take() {
+            if (lsn_first, recovered) == (lsn, lsn) {
+                self.model_restart(lsn);
+            }
+        }
+        match self.model.vote_pending.take() {
+            Some(pending) if vote == pending => self.model.vote = pending,
+            _ => assert!(vote == self.model.vote, "recovered a vote never saved"),
+        }
+        let suffix = self.model.suffix_pending.take();
         let model = &self.model;
         let lsn_next = model.lsn_next();
-        let (damaged, lsn_durable) = (model.damaged, model.lsn_durable);
+        let (damaged, mut lsn_durable) = (model.damaged, model.lsn_durable);
+        if let Some(lsn) = suffix {
+            // Before the truncation, or exactly after it.
+            lsn_durable = lsn_durable.min(lsn);
+        }
         let log = self.log.as_mut().expect("log open");
-        let recovered = log.next_lsn();
-        let lsn_first = log.first_lsn();
         assert!(
             (model.lsn_first..=model.lsn_first_max).contains(&lsn_first),
             "recovery changed the first LSN to {lsn_first}, expected {}..={}",

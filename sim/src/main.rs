@@ -82,6 +82,14 @@ fn exit_code(failure: &Failure) -> u8 {
 }
 
 fn seed_one(seed: u64, doublecheck: bool) -> ExitCode {
+    if std::env::var_os("BALLAST_SIM_TRACE").is_some() {
+        // The log's own events too (`RUST_LOG=ballast_log=trace` shows every block).
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .without_time()
+            .init();
+    }
     println!("SEED={seed}");
     let start = Instant::now();
     let outcome = run(seed);

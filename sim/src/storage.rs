@@ -69,10 +69,15 @@ pub enum FaultClass {
     /// this log never wrote: its header names another place. It damages nothing, and must
     /// attest nothing.
     Stray,
+    /// A crash in the middle of a metadata save (which writes a temporary file, syncs it,
+    /// renames it over the metadata and syncs the directory): before the rename the old
+    /// metadata stays and the temporary file is torn; after it, before the directory's sync,
+    /// the old or the new one survives.
+    MetadataCut,
 }
 
 /// Every fault class, in summary order.
-pub const FAULT_CLASSES: [FaultClass; 19] = [
+pub const FAULT_CLASSES: [FaultClass; 20] = [
     FaultClass::Reorder,
     FaultClass::Crash,
     FaultClass::Torn,
@@ -92,6 +97,7 @@ pub const FAULT_CLASSES: [FaultClass; 19] = [
     FaultClass::Foreign,
     FaultClass::ReadPersistent,
     FaultClass::Stray,
+    FaultClass::MetadataCut,
 ];
 
 struct Segment {
@@ -364,6 +370,31 @@ impl SimDisk {
     }
 
     /// The segments on the disk.
+    /// Prints every valid block header of every segment, as reads see them now (for tracing
+    /// one seed).
+    pub fn headers_print(&self) {
+        let sector = self.sector_size_bytes as usize;
+        for (id, segment) in &self.segments {
+            eprintln!("segment {id}");
+            for at in (0..segment.current.len()).step_by(sector) {
+                if let HeaderRead::Valid(header) = BlockHeader::decode(&segment.current[at..]) {
+                    eprintln!(
+                        "  {at:>8} {:?} lsn {} frags {} epoch {} flags {} size {} sum {:08x} prev \
+                         {:08x}",
+                        header.segment,
+                        header.lsn_first,
+                        header.fragment_count,
+                        header.epoch,
+                        header.flags,
+                        header.size_bytes,
+                        header.checksum_header,
+                        header.checksum_previous
+                    );
+                }
+            }
+        }
+    }
+
     pub fn segment_ids(&self) -> Vec<SegmentId> {
         self.segments.keys().copied().collect()
     }
@@ -842,10 +873,25 @@ impl Storage for SimDisk {
 
     fn metadata_write(&mut self, buffer: &[u8]) -> io::Result<()> {
         assert_aligned(self.sector_size_bytes, 0, buffer);
+        // The temporary file: a crash tears it, and leaves the old metadata.
+        let alive = !self.crashed;
         if self.step() {
+            if alive {
+                self.fire(FaultClass::MetadataCut);
+            }
             return Err(Self::dead());
         }
-        self.metadata = Some(buffer.to_vec());
+        let old = self.metadata.replace(buffer.to_vec());
+        // Renamed over the old one; a crash before the directory's sync keeps either.
+        if self.step() {
+            self.fire(FaultClass::MetadataCut);
+            let keep_new = self.rng.random_bool(0.5);
+            self.digest.add(0x3E7A, u64::from(keep_new));
+            if !keep_new {
+                self.metadata = old;
+            }
+            return Err(Self::dead());
+        }
         // Durable when it returns, with every directory change before it.
         self.created.clear();
         Ok(())
@@ -858,7 +904,13 @@ impl Storage for SimDisk {
         Ok(self.segments.keys().copied().collect())
     }
 
-    fn segment_create(&mut self, segment: SegmentId, size_bytes: u64) -> io::Result<()> {
+    fn segment_create_with(
+        &mut self,
+        segment: SegmentId,
+        size_bytes: u64,
+        head: &[u8],
+    ) -> io::Result<()> {
+        assert_aligned(self.sector_size_bytes, 0, head);
         if self.step() {
             return Err(Self::dead());
         }
@@ -868,16 +920,29 @@ impl Storage for SimDisk {
         }
         let sectors = size_bytes as usize / self.sector_size_bytes as usize;
         self.digest.add(0x5E6, segment);
-        let previous = self.segments.insert(
-            segment,
-            Segment {
-                current: vec![0; size_bytes as usize],
-                durable: vec![0; size_bytes as usize],
-                dirty: vec![false; sectors],
-                written: vec![false; sectors],
-            },
-        );
+        let mut made = Segment {
+            current: vec![0; size_bytes as usize],
+            durable: vec![0; size_bytes as usize],
+            dirty: vec![false; sectors],
+            written: vec![false; sectors],
+        };
+        // The head comes with the creation, whole: a crash undoes both or neither.
+        made.current[..head.len()].copy_from_slice(head);
+        made.durable[..head.len()].copy_from_slice(head);
+        let head_sectors = head.len() / self.sector_size_bytes as usize;
+        made.written[..head_sectors].fill(true);
+        let previous = self.segments.insert(segment, made);
         self.created.push((segment, previous));
+        // A read fault belongs to the sector, so it now damages the head written there.
+        let faulty: Vec<usize> = self
+            .read_faults
+            .iter()
+            .filter(|fault| fault.segment == segment && fault.sector < head_sectors)
+            .map(|fault| fault.sector)
+            .collect();
+        for sector_index in faulty {
+            self.taint(segment, sector_index);
+        }
         Ok(())
     }
 
@@ -1121,8 +1186,15 @@ impl Storage for SimStorage {
     fn segment_list(&mut self) -> io::Result<Vec<SegmentId>> {
         self.0.borrow_mut().segment_list()
     }
-    fn segment_create(&mut self, segment: SegmentId, size_bytes: u64) -> io::Result<()> {
-        self.0.borrow_mut().segment_create(segment, size_bytes)
+    fn segment_create_with(
+        &mut self,
+        segment: SegmentId,
+        size_bytes: u64,
+        head: &[u8],
+    ) -> io::Result<()> {
+        self.0
+            .borrow_mut()
+            .segment_create_with(segment, size_bytes, head)
     }
     fn segment_remove(&mut self, segment: SegmentId) -> io::Result<()> {
         self.0.borrow_mut().segment_remove(segment)

@@ -2,7 +2,7 @@
 //! and which fault classes are on at all.
 
 use crate::storage::FaultClass;
-use ballast_log::format::{segment_capacity_bytes, BLOCK_HEADER_SIZE_BYTES};
+use ballast_log::format::record_size_bytes_limit;
 use ballast_log::{Config, RecoveryMode, SharedOptions};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -70,6 +70,12 @@ pub struct Workload {
     pub weights: [u32; 9],
     /// The concurrent front end, or `None` for a seed that drives the `Log` directly.
     pub shared: Option<SharedWorkload>,
+    /// Weight of a suffix truncation (`Log::truncate_suffix`), against `weights`.
+    pub truncate_suffix_weight: u32,
+    /// Weight of a vote save (`Log::vote_save`), against `weights`.
+    pub vote_weight: u32,
+    /// Chance that a prefix truncation goes past the end (the log restarts empty further on).
+    pub restart_past_end_rate: f64,
 }
 
 /// A seed that drives the log through the group-commit core (`ballast_log::staging`): the
@@ -140,6 +146,9 @@ impl Swarm {
                 rng.random_range(0..2),
             ],
             shared: None,
+            truncate_suffix_weight: 0,
+            vote_weight: 0,
+            restart_past_end_rate: 0.0,
         };
         // Drawn last, so that the draws above stay what they were before the shared front end.
         let shared = rng.random_bool(0.5).then(|| shared_draw(rng, &config));
@@ -165,6 +174,19 @@ impl Swarm {
             read_persistent_rate: chance(rng, 0.3, 0.2, 0.8),
             stray_rate: chance(rng, 0.3, 0.2, 0.9),
             ..faults
+        };
+        // Drawn after them: the Raft log store's operations.
+        let workload = Workload {
+            truncate_suffix_weight: match rng.random_bool(0.6) {
+                true => rng.random_range(1..6),
+                false => 0,
+            },
+            vote_weight: match rng.random_bool(0.5) {
+                true => rng.random_range(1..6),
+                false => 0,
+            },
+            restart_past_end_rate: chance(rng, 0.3, 0.05, 0.5),
+            ..workload
         };
         Swarm {
             config,
@@ -205,6 +227,7 @@ impl Swarm {
                 FaultClass::ReadPersistent,
             ),
             (faults.stray_rate, FaultClass::Stray),
+            (faults.crash_rate, FaultClass::MetadataCut),
         ];
         enabled.extend(
             classes
@@ -236,8 +259,7 @@ fn config_draw(rng: &mut ChaCha8Rng) -> Config {
     let write_buffer = block * rng.random_range(1..=4);
     let segment_blocks = rng.random_range(write_buffer / block..=32).max(2);
     let segment = u64::from(block) * u64::from(segment_blocks);
-    let header = BLOCK_HEADER_SIZE_BYTES as u32;
-    let capacity = segment_capacity_bytes(segment, block, 0, header);
+    let capacity = record_size_bytes_limit(segment, block, sector);
     let record_bound = capacity.min(3 * u64::from(block));
     let record_max = rng.random_range(record_bound / 8..=record_bound).max(1) as u32;
     let write_buffer_count = rng.random_range(1..=4);

@@ -10,7 +10,7 @@ use ballast_log::{Config, Error, Log, Lsn, RecoveryMode};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
@@ -71,8 +71,11 @@ struct Model {
     /// The content id of the record at each LSN (index = LSN).
     ids: Vec<u64>,
     first: Lsn,
-    /// Records appended at each LSN and later dropped by a recovery.
+    /// Records appended at each LSN and later dropped by a recovery or a suffix truncation.
     superseded: BTreeMap<Lsn, Vec<u64>>,
+    /// The content ids of the records a suffix truncation dropped: never to come back, unless
+    /// the disk lost or misdirected a write (a seal that never landed).
+    truncated: HashSet<u64>,
     /// The highest LSN passed to `truncate_prefix`: a crash in the middle of one may leave
     /// any prefix of its segment removals done.
     truncate_requested: Lsn,
@@ -88,6 +91,18 @@ struct Model {
     attested_blocks: Lsn,
     /// Simulated time when the acknowledged watermark last advanced (at the end of that call).
     acknowledged_at_ns: u64,
+    /// A suffix truncation at this LSN was cut by a crash: the recovery may find the log as it
+    /// was before it, or as it is after (ending exactly here), never a mixture.
+    truncate_suffix_pending: Option<Lsn>,
+    /// A prefix truncation past the end, restarting the log empty at this LSN, was cut by a
+    /// crash: the recovery may find the old log (less a prefix), or the new empty one.
+    restart_pending: Option<Lsn>,
+    /// The vote last saved.
+    vote: Vec<u8>,
+    /// A vote save cut by a crash or failed: the recovery may find it or the one before.
+    vote_pending: Option<Vec<u8>>,
+    /// Vote saves so far, which makes each vote's bytes.
+    vote_saves: u64,
 }
 
 impl Model {
@@ -110,9 +125,11 @@ enum Operation {
     Restart,
     /// A group commit (seeds with simulated producers only).
     Commit,
+    TruncateSuffix,
+    VoteSave,
 }
 
-const OPERATIONS: [Operation; 10] = [
+const OPERATIONS: [Operation; 12] = [
     Operation::Append,
     Operation::Batch,
     Operation::Flush,
@@ -123,6 +140,8 @@ const OPERATIONS: [Operation; 10] = [
     Operation::Reopen,
     Operation::Restart,
     Operation::Commit,
+    Operation::TruncateSuffix,
+    Operation::VoteSave,
 ];
 
 /// Simulated producers on the group-commit core, and what the oracle knows of them.
@@ -272,7 +291,8 @@ impl World {
 
     fn run(&mut self) -> Checked {
         self.recover()?;
-        let total: u32 = self.swarm.workload.weights.iter().sum::<u32>() + self.commit_weight();
+        let total: u32 = self.weights_extra().iter().sum::<u32>()
+            + self.swarm.workload.weights.iter().sum::<u32>();
         for _ in 0..self.swarm.workload.operation_count {
             self.operations += 1;
             self.operations_since_progress += 1;
@@ -354,8 +374,8 @@ impl World {
     fn operation_pick(&mut self, total: u32) -> Operation {
         let mut pick = self.rng.random_range(0..total.max(1));
         let weights = self.swarm.workload.weights;
-        let commit_weight = self.commit_weight();
-        for (index, &weight) in weights.iter().chain([&commit_weight]).enumerate() {
+        let extra = self.weights_extra();
+        for (index, &weight) in weights.iter().chain(extra.iter()).enumerate() {
             if pick < weight {
                 return OPERATIONS[index];
             }
@@ -364,9 +384,15 @@ impl World {
         Operation::Append
     }
 
-    fn commit_weight(&self) -> u32 {
-        let shared = self.swarm.workload.shared.as_ref();
-        shared.map_or(0, |shared| shared.commit_weight)
+    /// The weights of the operations after `Workload::weights`, in `OPERATIONS` order.
+    fn weights_extra(&self) -> [u32; 3] {
+        let workload = &self.swarm.workload;
+        let shared = workload.shared.as_ref();
+        [
+            shared.map_or(0, |shared| shared.commit_weight),
+            workload.truncate_suffix_weight,
+            workload.vote_weight,
+        ]
     }
 
     fn operation_run(&mut self, operation: Operation) -> Checked {
@@ -390,6 +416,8 @@ impl World {
             Operation::Read => self.read_one(),
             Operation::Cursor => self.cursor_scan(),
             Operation::Truncate => self.truncate(),
+            Operation::TruncateSuffix => self.truncate_suffix(),
+            Operation::VoteSave => self.vote_save(),
             Operation::Tick => {
                 let config = &self.swarm.config;
                 let timeout = config.flush_timeout_ns.unwrap_or(1_000_000);
@@ -820,8 +848,179 @@ impl World {
 
     fn truncate(&mut self) -> Checked {
         let (first, next) = (self.model.first, self.model.next());
+        let rate = self.swarm.workload.restart_past_end_rate;
+        if rate > 0.0 && self.rng.random_bool(rate) {
+            let past = self.rng.random_range(1..1000);
+            return self.restart_past_end(past);
+        }
         let lsn = self.rng.random_range(first..=next);
         self.truncate_to(lsn)
+    }
+
+    /// Commits everything the simulated producers staged, as `SharedLog` does before an
+    /// operation that moves the log's end. Whether the log is still open and alive after.
+    fn producers_drain(&mut self) -> Result<bool, Failure> {
+        if self.producers.is_none() {
+            return Ok(true);
+        }
+        self.commit(true)?;
+        Ok(self.log.is_some() && !self.disk.borrow().crashed())
+    }
+
+    /// The log's end moved to `lsn` (with nothing staged): producers number from it.
+    fn producers_restart(&mut self, lsn: Lsn) {
+        if let Some(producers) = &mut self.producers {
+            assert!(producers.staged_ids.is_empty());
+            producers.staging.restart_at(lsn);
+            producers.waiting.fill(None);
+            // The LSNs handed out after `lsn` are void: the next ones may repeat them.
+            producers.lsn_last.fill(None);
+        }
+    }
+
+    /// A prefix truncation `past` LSNs past the end: the log restarts, empty, there.
+    fn restart_past_end(&mut self, past: u64) -> Checked {
+        if !self.producers_drain()? {
+            return Ok(());
+        }
+        let lsn = self.model.next() + past;
+        if self.trace {
+            eprintln!("truncate_prefix({lsn}) past the end {}", self.model.next());
+        }
+        self.model.restart_pending = Some(lsn);
+        // Until it is done, the old segments go one by one, oldest first.
+        self.model.truncate_requested = self.model.truncate_requested.max(self.model.next());
+        let result = self.log().truncate_prefix(lsn);
+        if let Err(error) = &result {
+            let cut = self.disk.borrow().crashed() || matches!(error, Error::Failed { .. });
+            if !cut {
+                self.model.restart_pending = None;
+            }
+            return self.result_check(result);
+        }
+        self.model.restart_pending = None;
+        let (first, next) = (self.log().first_lsn(), self.log().next_lsn());
+        if (first, next) != (lsn, lsn) {
+            return Err(wrong(format!(
+                "truncate_prefix({lsn}) past the end left [{first}, {next})"
+            )));
+        }
+        self.model_restart(lsn);
+        self.producers_restart(lsn);
+        self.result_check(Ok(()))
+    }
+
+    /// The model of a log restarted empty at `lsn`, past its end.
+    fn model_restart(&mut self, lsn: Lsn) {
+        let model = &mut self.model;
+        assert!(lsn > model.next());
+        // No record ever held the LSNs skipped: they are below the first, never read.
+        model.ids.resize(lsn as usize, u64::MAX);
+        model.appended_at_durable.resize(lsn as usize, lsn);
+        model.first = lsn;
+        model.truncate_requested = model.truncate_requested.max(lsn);
+        model.superseded.clear();
+        model.acknowledged = lsn;
+        model.attested_metadata = model.attested_metadata.min(lsn);
+        model.attested_blocks = model.attested_blocks.min(lsn);
+        model.acknowledged_at_ns = self.disk.borrow().now_ns();
+        self.operations_since_progress = 0;
+    }
+
+    /// Drops the records at and after an LSN drawn in the log (a Raft follower's conflict).
+    fn truncate_suffix(&mut self) -> Checked {
+        if !self.producers_drain()? {
+            return Ok(());
+        }
+        let (first, next) = (self.model.first, self.model.next());
+        let lsn = self.rng.random_range(first..=next);
+        if self.trace {
+            eprintln!("truncate_suffix({lsn}) first {first} next {next}");
+        }
+        self.model.truncate_suffix_pending = Some(lsn);
+        let result = self.log().truncate_suffix(lsn);
+        if let Err(error) = &result {
+            // Only a crash or a fail-stop leaves the truncation's fate to the recovery; any
+            // other error refused it before anything changed.
+            let cut = self.disk.borrow().crashed() || matches!(error, Error::Failed { .. });
+            if !cut {
+                self.model.truncate_suffix_pending = None;
+            }
+            return self.result_check(result);
+        }
+        self.model.truncate_suffix_pending = None;
+        let (next_now, durable) = (self.log().next_lsn(), self.log().durable_lsn());
+        if (next_now, durable) != (lsn, lsn) {
+            return Err(wrong(format!(
+                "truncate_suffix({lsn}) left next {next_now}, durable {durable}"
+            )));
+        }
+        self.model_truncate_suffix(lsn);
+        self.producers_restart(lsn);
+        self.result_check(Ok(()))
+    }
+
+    /// The model after a suffix truncation at `lsn`: the records after it are gone for good
+    /// (no recovery may bring them back, whatever the damage), everything before is durable.
+    fn model_truncate_suffix(&mut self, lsn: Lsn) {
+        let model = &mut self.model;
+        for (at, &id) in model.ids.iter().enumerate().skip(lsn as usize) {
+            model.superseded.entry(at as Lsn).or_default().push(id);
+            model.truncated.insert(id);
+        }
+        model.ids.truncate(lsn as usize);
+        model.appended_at_durable.truncate(lsn as usize);
+        model.acknowledged = lsn;
+        model.attested_metadata = model.attested_metadata.min(lsn);
+        model.attested_blocks = model.attested_blocks.min(lsn);
+        model.acknowledged_at_ns = self.disk.borrow().now_ns();
+        self.operations_since_progress = 0;
+    }
+
+    /// Saves a vote of a size drawn up to the most the metadata holds.
+    fn vote_save(&mut self) -> Checked {
+        self.model.vote_saves += 1;
+        let size = self
+            .rng
+            .random_range(0..=ballast_log::format::VOTE_SIZE_BYTES_MAX);
+        let saves = self.model.vote_saves;
+        let vote: Vec<u8> = (0..size)
+            .map(|index| (saves as u8).wrapping_add(index as u8).wrapping_mul(31))
+            .collect();
+        let result = self.log().vote_save(&vote);
+        match result {
+            Ok(()) => {
+                if self.log().vote() != &vote[..] {
+                    return Err(wrong(
+                        "the vote read back differs from the one saved".into(),
+                    ));
+                }
+                self.model.vote = vote;
+                self.model.vote_pending = None;
+            }
+            Err(_) => self.model.vote_pending = Some(vote),
+        }
+        self.result_check(result)
+    }
+
+    /// After a recovery: the vote is the one last saved, or one whose save was cut.
+    fn vote_check(&mut self) -> Checked {
+        let pending = self.model.vote_pending.take();
+        let vote = self.log.as_ref().expect("log open").vote();
+        if vote == &self.model.vote[..] {
+            return Ok(());
+        }
+        match pending {
+            Some(pending) if vote == &pending[..] => {
+                self.model.vote = pending;
+                Ok(())
+            }
+            _ => Err(wrong(format!(
+                "recovered a vote of {} bytes that was never saved (last saved {} bytes)",
+                vote.len(),
+                self.model.vote.len()
+            ))),
+        }
     }
 
     fn truncate_to(&mut self, lsn: Lsn) -> Checked {
@@ -978,6 +1177,9 @@ impl World {
                 }
                 Err(Error::Corruption { .. }) if mode == RecoveryMode::Strict => {
                     if self.disk.borrow().taint_lsn().is_none() {
+                        if self.trace {
+                            self.disk.borrow().headers_print();
+                        }
                         return Err(wrong(
                             "corruption reported where nothing was damaged".into(),
                         ));
@@ -1014,10 +1216,20 @@ impl World {
                 "recovered {next} records but only {end} were appended"
             )));
         }
+        let write_damaged = self
+            .disk
+            .borrow()
+            .taint_write_lsn
+            .is_some_and(|taint| taint <= end);
         for lsn in end..next {
             let id = *self.model.superseded[&lsn]
                 .last()
                 .expect("superseded record");
+            if self.model.truncated.contains(&id) && !write_damaged {
+                return Err(wrong(format!(
+                    "recovered record {lsn}, which a suffix truncation dropped"
+                )));
+            }
             self.model.ids.push(id);
         }
         Ok(())
@@ -1031,7 +1243,17 @@ impl World {
         let report = *log.recovery_report();
         self.digest.add(next, first);
         let taint = self.loss_allowed_from.take();
-        let required = self.required(taint, report.lsn_lost);
+        let mut required = self.required(taint, report.lsn_lost);
+        if let Some(lsn) = self.model.truncate_suffix_pending.take() {
+            // Before the truncation (its flush may have been cut too), or exactly after it.
+            required = required.min(lsn);
+        }
+        if let Some(lsn) = self.model.restart_pending.take() {
+            if (first, next) == (lsn, lsn) {
+                self.model_restart(lsn);
+                required = lsn;
+            }
+        }
         if durable != next {
             return Err(wrong(format!(
                 "after recovery, durable {durable} != next {next}"
@@ -1069,6 +1291,7 @@ impl World {
             self.read_check(lsn)?;
         }
         self.cursor_check(first, next - first)?;
+        self.vote_check()?;
         for (lsn, &id) in self.model.ids.iter().enumerate().skip(next as usize) {
             self.model
                 .superseded
@@ -1095,8 +1318,13 @@ impl World {
             disk.misdirects_tainting = 0;
         }
         // Damage at rest was judged by this recovery: it is now past the end, or harmless.
-        disk.taint_rest_lsn = None;
-        disk.rest_damages = 0;
+        // Unless a read fault may have hidden the evidence of the loss it caused: a later open
+        // may then report that loss, until the log writes past it.
+        let hidden = disk.read_faults_active() && disk.taint_rest_lsn.is_some_and(|t| t >= next);
+        if !hidden {
+            disk.taint_rest_lsn = None;
+            disk.rest_damages = 0;
+        }
         Ok(())
     }
 

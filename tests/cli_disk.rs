@@ -7,38 +7,18 @@
 //! references.
 #![cfg(all(feature = "cli", target_os = "linux"))]
 
+mod cli_common;
 mod disk_common;
 mod wait_common;
+
+use cli_common::{ballast, success};
 
 use ballast_log::storage::{DirectOptions, DirectStorage};
 use ballast_log::Log;
 use disk_common::ScratchDir;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use wait_common::Running;
-
-/// Runs `ballast` to its end (or the deadline) with `stdin` as its input.
-fn ballast(args: &[&str], dir: &Path, stdin: &[u8]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ballast"));
-    command
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .env_remove("RUST_LOG");
-    wait_common::output(&mut command, stdin, &format!("ballast {}", args.join(" ")))
-        .expect("run ballast")
-}
-
-fn success(output: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "ballast failed with {}\nstdout:\n{stdout}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
 
 #[test]
 fn append_then_cat_round_trip() {

@@ -16,10 +16,13 @@ mod bench;
 mod demo;
 #[path = "ballast/disk.rs"]
 mod disk;
+#[path = "ballast/truncate.rs"]
+mod truncate;
 
 use bench::BenchArgs;
 use demo::{demo, DemoArgs};
 use disk::{AppendArgs, CatArgs, InfoArgs, VerifyArgs};
+use truncate::TruncateArgs;
 
 /// Ballast, an embeddable, crash-safe, append-only log, on the command line.
 ///
@@ -57,7 +60,9 @@ enum Command {
     /// fdatasynced) whenever stdin has no more input ready, and at the end of the input, so a
     /// slow producer gets each record durable as soon as it pauses and a bulk input is synced
     /// in bulk. Prints the LSN range appended. Fails with "locked" if another writer holds the
-    /// directory.
+    /// directory, and with "log full" at `--segment-count-max` segments unless a retention
+    /// limit (`--retain-bytes`, `--retain-segments`) drops the oldest segments as new ones
+    /// fill, as Kafka's `retention.bytes` does.
     Append(AppendArgs),
 
     /// Prints records, one per line (or length-prefixed), from `--from` (default: the first).
@@ -90,6 +95,24 @@ enum Command {
     #[command(verbatim_doc_comment)]
     Verify(VerifyArgs),
 
+    /// Drops old segments (`--before LSN`) or every record from an LSN on (`--from LSN`).
+    ///
+    /// Takes the directory's lock like `append`, so it fails with "locked" beside a running
+    /// writer, and a writer started meanwhile fails the same way. `--before` drops whole
+    /// segments only: records at and after LSN stay, and so do earlier records sharing their
+    /// segment. `--from` removes a suffix, as a Raft follower does when its log conflicts with
+    /// the leader's; it asks for confirmation on stdin (with the lock held) unless `--yes` is
+    /// given, and is durable when it returns: a crash leaves the log before or after it,
+    /// never a mixture. Exit status 1 if the answer was no.
+    ///
+    /// Examples:
+    ///
+    ///   ballast truncate --dir /var/lib/app/log --before 1000000
+    ///
+    ///   ballast truncate --dir /var/lib/app/log --from 4242 --yes
+    #[command(verbatim_doc_comment)]
+    Truncate(TruncateArgs),
+
     /// Measures the log on DirectStorage against raw O_DIRECT writes in the same run.
     ///
     /// Bulk appends of 128 B and 1 KiB records against a sequential O_DIRECT write of the
@@ -119,6 +142,7 @@ fn main() -> ExitCode {
         Command::Cat(args) => disk::cat(args),
         Command::Info(args) => disk::info(args),
         Command::Verify(args) => disk::verify(args),
+        Command::Truncate(args) => truncate::truncate(args),
         Command::Bench(args) => bench::bench(args),
         Command::Demo(args) => demo(args).map(|()| ExitCode::SUCCESS),
     };

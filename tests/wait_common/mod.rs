@@ -93,6 +93,11 @@ impl Running {
         })
     }
 
+    /// The child's stdin (the command must have piped it); dropping it closes the pipe.
+    pub fn stdin(&mut self) -> std::process::ChildStdin {
+        self.child.stdin.take().expect("stdin is piped")
+    }
+
     /// The child's stdout, read on a thread of its own (the command must have piped it).
     pub fn stdout(&mut self) -> Pipe {
         let stdout: ChildStdout = self.child.stdout.take().expect("stdout is piped");

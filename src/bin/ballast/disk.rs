@@ -1,4 +1,5 @@
-//! The commands on a log directory: `append`, `cat`, `info`, `verify`.
+//! The commands on a log directory: `append`, `cat`, `info`, `verify` (and the writer's
+//! opening that `truncate` shares).
 //!
 //! `append` is the writer: it takes the directory's lock, so a second writer fails with
 //! "locked". `cat`, `info` and `verify` are readers: they open the directory with
@@ -8,7 +9,7 @@
 //! durable.
 
 use ballast_log::config::RECORD_SIZE_BYTES_MAX;
-use ballast_log::format::{self, Metadata, BLOCK_HEADER_SIZE_BYTES, METADATA_SIZE_BYTES};
+use ballast_log::format::{self, Metadata, METADATA_SIZE_BYTES};
 use ballast_log::storage::{
     segment_file_name, segment_file_parse, DirectOptions, DirectStorage, IoMode, Storage,
     METADATA_FILE_NAME,
@@ -50,9 +51,10 @@ pub struct AppendArgs {
     #[arg(long = "segment-size-bytes", value_name = "BYTES", default_value_t = 64 << 20)]
     segment_size_bytes: u64,
 
-    /// The largest record accepted, in bytes.
-    #[arg(long = "record-size-max", value_name = "BYTES", default_value_t = 1 << 20)]
-    record_size_bytes_max: u32,
+    /// The largest record accepted, in bytes [default: 1 MiB, or less if a segment holds
+    /// less].
+    #[arg(long = "record-size-max", value_name = "BYTES")]
+    record_size_bytes_max: Option<u32>,
 
     /// Most segment files the log may hold; appends fail with "log full" beyond it.
     #[arg(
@@ -62,6 +64,9 @@ pub struct AppendArgs {
         value_parser = clap::value_parser!(u32).range(2..=65536)
     )]
     segment_count_max: u32,
+
+    #[command(flatten)]
+    retain: RetainArgs,
 }
 
 #[derive(Args, Debug)]
@@ -103,6 +108,8 @@ pub struct VerifyArgs {
     dir: DirArgs,
 }
 
+/// `append`'s largest record unless `--record-size-max` says otherwise.
+const RECORD_SIZE_BYTES_DEFAULT: u64 = 1 << 20;
 /// Write buffers of about this size; a multiple of the block size.
 const WRITE_BUFFER_SIZE_BYTES: u32 = 1 << 20;
 const WRITE_BUFFER_COUNT: u32 = 4;
@@ -165,12 +172,7 @@ fn config_make(
     let block = block_size_bytes;
     let write_buffer = (WRITE_BUFFER_SIZE_BYTES / block).max(1) * block;
     let write_buffer = u64::from(write_buffer).min(segment_size_bytes) as u32;
-    let capacity = format::segment_capacity_bytes(
-        segment_size_bytes,
-        block,
-        0,
-        BLOCK_HEADER_SIZE_BYTES as u32,
-    );
+    let capacity = format::record_size_bytes_limit(segment_size_bytes, block, sector_size_bytes);
     let capacity = capacity.min(u64::from(RECORD_SIZE_BYTES_MAX)) as u32;
     let config = Config {
         sector_size_bytes,
@@ -271,16 +273,27 @@ pub fn append(args: &AppendArgs) -> Result<ExitCode, String> {
     } else {
         0
     };
+    // Room for the segments there are, and with retention for the kept ones plus the one a
+    // roll adds before retention drops the oldest.
+    let segment_count_kept = args.retain.segments_kept(segment).unwrap_or(0);
+    let segment_count_max = args
+        .segment_count_max
+        .max(segment_count + 1)
+        .max(segment_count_kept + 1);
+    let record_size_bytes_max = args.record_size_bytes_max.unwrap_or_else(|| {
+        let capacity = format::record_size_bytes_limit(segment, block, sector);
+        capacity.min(RECORD_SIZE_BYTES_DEFAULT) as u32
+    });
     let config = config_make(
         sector,
         block,
         segment,
-        Some(args.record_size_bytes_max),
-        args.segment_count_max.max(segment_count + 1),
+        Some(record_size_bytes_max),
+        segment_count_max,
     )?;
-    let storage =
-        DirectStorage::open(&dir.dir, &options(dir, &config)).map_err(|error| error.to_string())?;
-    let mut log = Log::open(config.clone(), storage).map_err(|error| error.to_string())?;
+    let mut log = writer_open(dir, config.clone())?;
+    let mut retention = Retention::new(&args.retain, segment);
+    retention.apply(&mut log)?;
     let lsn_start = log.next_lsn();
     let stdin = std::io::stdin();
     let mut input = BufReader::with_capacity(1 << 20, stdin.lock());
@@ -294,7 +307,7 @@ pub fn append(args: &AppendArgs) -> Result<ExitCode, String> {
             flush_count += 1;
         }
         let more = if args.length_prefixed {
-            record_read_prefixed(&mut input, &mut record, config.record_size_bytes_max)?
+            record_read_prefixed(&mut input, &mut record, record_size_bytes_max)?
         } else {
             record_read_line(&mut input, &mut record)?
         };
@@ -302,21 +315,127 @@ pub fn append(args: &AppendArgs) -> Result<ExitCode, String> {
             break;
         }
         log.append(&record).map_err(|error| {
+            let hint = match error {
+                Error::LogFull { .. } => {
+                    "; drop old segments with `ballast truncate --before LSN`, or append with \
+                     --retain-bytes or --retain-segments"
+                }
+                _ => "",
+            };
             format!(
-                "record {} of the input: {error}",
+                "record {} of the input: {error}{hint}",
                 log.next_lsn() - lsn_start
             )
         })?;
+        retention.apply(&mut log)?;
     }
     log.flush().map_err(|error| error.to_string())?;
     flush_count += 1;
     let lsn_end = log.next_lsn();
+    let lsn_first = log.first_lsn();
     log.close().map_err(|error| error.to_string())?;
     println!(
         "appended {} records (lsn {lsn_start}..{lsn_end}), durable; {flush_count} flushes",
         lsn_end - lsn_start
     );
+    if retention.segments_dropped > 0 {
+        println!(
+            "retention dropped {} segments; the log holds lsn {lsn_first}..{lsn_end}",
+            retention.segments_dropped
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the log in `dir` as its one writer: takes the directory's lock (a second writer
+/// fails with "locked") and recovers. Creates the log if the directory holds none.
+pub fn writer_open(dir: &DirArgs, config: Config) -> Result<Log<DirectStorage>, String> {
+    let storage =
+        DirectStorage::open(&dir.dir, &options(dir, &config)).map_err(|error| error.to_string())?;
+    Log::open(config, storage).map_err(|error| error.to_string())
+}
+
+/// Opens an existing log as its writer, with the layout its metadata records; fails if the
+/// directory holds no log rather than making one.
+pub fn writer_open_existing(dir: &DirArgs) -> Result<Log<DirectStorage>, String> {
+    let Some(layout) = layout_read(&dir.dir)? else {
+        return Err(format!(
+            "{} holds no log (no {METADATA_FILE_NAME} file)",
+            dir.dir.display()
+        ));
+    };
+    let segment_count = segment_files(&dir.dir)?.len() as u32;
+    let config = config_make(
+        layout.sector_size_bytes,
+        layout.block_size_bytes,
+        layout.segment_size_bytes,
+        None,
+        (segment_count + 2).max(2),
+    )?;
+    writer_open(dir, config)
+}
+
+/// How much of the log `append` keeps: Kafka's `retention.bytes`, in whole segments.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RetainArgs {
+    /// Keep at most this many bytes of segment files: after each segment roll, drop the
+    /// oldest whole segments until the rest fit (at least the segment being written stays).
+    /// The preallocated spare segment file is not counted. Default: keep everything.
+    #[arg(long = "retain-bytes", value_name = "BYTES")]
+    retain_bytes: Option<u64>,
+
+    /// Keep at most this many segments: after each segment roll, drop the oldest.
+    #[arg(
+        long = "retain-segments",
+        value_name = "COUNT",
+        value_parser = clap::value_parser!(u32).range(1..=65535)
+    )]
+    retain_segments: Option<u32>,
+}
+
+impl RetainArgs {
+    /// The number of segments to keep, if any limit is set: the stricter of the two.
+    fn segments_kept(&self, segment_size_bytes: u64) -> Option<u32> {
+        let by_bytes = self
+            .retain_bytes
+            .map(|bytes| (bytes / segment_size_bytes).clamp(1, u64::from(u32::MAX)) as u32);
+        match (by_bytes, self.retain_segments) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Drops the oldest segments past the retention limit, whenever a roll adds one.
+struct Retention {
+    segments_kept: Option<u32>,
+    segments_dropped: u64,
+}
+
+impl Retention {
+    fn new(args: &RetainArgs, segment_size_bytes: u64) -> Retention {
+        Retention {
+            segments_kept: args.segments_kept(segment_size_bytes),
+            segments_dropped: 0,
+        }
+    }
+
+    fn apply(&mut self, log: &mut Log<DirectStorage>) -> Result<(), String> {
+        let Some(kept) = self.segments_kept else {
+            return Ok(());
+        };
+        let count = log.segment_count();
+        if count <= kept as usize {
+            return Ok(());
+        }
+        let lsn = log
+            .segment_lsn(count - kept as usize)
+            .expect("a segment index below the count");
+        log.truncate_prefix(lsn)
+            .map_err(|error| format!("retention: dropping segments before lsn {lsn}: {error}"))?;
+        self.segments_dropped += (count - log.segment_count()) as u64;
+        Ok(())
+    }
 }
 
 /// Whether stdin has input ready now (so reading will not block).

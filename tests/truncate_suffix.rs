@@ -4,7 +4,7 @@
 
 mod common;
 
-use ballast_log::storage::{MemStorage, SectorFate, Storage};
+use ballast_log::storage::{AlignedBuffer, MemStorage, SectorFate, Storage};
 use ballast_log::{format, Error, Log, Lsn};
 use common::{check_by_cursor, check_by_lsn, config_tiny, record};
 
@@ -305,4 +305,43 @@ fn cursors_after_a_truncation_see_the_new_records() {
         record(NEW, lsn, size_max, &mut expected);
         assert_eq!(found.data, &expected[..]);
     }
+}
+
+/// A truncation of the whole log that the storage refuses (no space for its segment) leaves the
+/// metadata vouching for the first block as before: the log goes on, and a block of another
+/// history put in the first block's place at rest is told apart, not read as the log's own
+/// records. Found by the simulator (seed 1020047): the truncation had already told the
+/// metadata to vouch for no first block, and nothing restored it.
+#[test]
+fn a_refused_truncation_keeps_the_first_block_vouched_for() {
+    let mut log = log_with(3);
+    let vouched = metadata(&mut log).first;
+    assert!(
+        vouched.is_some(),
+        "the metadata vouches for the first block"
+    );
+    log.storage_mut().fail_creates(1);
+    match log.truncate_suffix(0) {
+        Err(Error::Io { .. }) => {}
+        other => panic!("a refused segment creation: {other:?}"),
+    }
+    assert_eq!(metadata(&mut log).first, vouched);
+    // The log goes on where it was, and a crash now keeps every record.
+    assert_eq!(log.next_lsn(), 3);
+    append_new(&mut log, 2);
+    log.flush().unwrap();
+    assert_eq!(metadata(&mut log).first, vouched);
+    let mut log = reopen_after_crash(log);
+    assert_eq!(log.next_lsn(), 5);
+    check_content(&mut log, 3);
+}
+
+fn metadata(log: &mut Log<MemStorage>) -> format::Metadata {
+    let sector = log.config().sector_size_bytes as usize;
+    let mut buffer = AlignedBuffer::new(
+        format::METADATA_SIZE_BYTES.div_ceil(sector) * sector,
+        sector,
+    );
+    assert!(log.storage_mut().metadata_read(&mut buffer).unwrap());
+    format::Metadata::decode(&buffer).expect("the metadata decodes")
 }

@@ -70,6 +70,12 @@ const REGRESSIONS: &[(u64, &str)] = &[
         "simulator: an older record found where a write never landed is allowed past damage",
     ),
     (
+        1020047,
+        "core: a truncation of the whole log refused for lack of space left the metadata \
+         vouching for no first block, so a block of another history took its place unseen \
+         (scenario in tests/truncate_suffix.rs)",
+    ),
+    (
         52777,
         "core: an open whose read faults hid the newest epoch took it again (scenario in \
          tests/regression_scenarios.rs)",

@@ -126,7 +126,22 @@ impl<S: Storage> Log<S> {
             ..self.metadata
         })?;
         self.epoch = epoch;
-        let checksum = self.segment_make_truncating(lsn, checksum_previous)?;
+        let checksum = match self.segment_make_truncating(lsn, checksum_previous) {
+            Ok(checksum) => checksum,
+            Err(error) => {
+                // A refused creation (no space, say) leaves the old segment whole and the log
+                // going on: the metadata vouches for its first block again, or a block of
+                // another history could take its place unseen. After a failed sync the log
+                // is stopped and the next open decides.
+                if first_replaced && self.failed.is_none() {
+                    self.metadata_write(Metadata {
+                        first: self.first_block(),
+                        ..self.metadata
+                    })?;
+                }
+                return Err(error);
+            }
+        };
         self.truncation_settle(lsn, replaces, checksum)?;
         tracing::info!(lsn, epoch, "suffix truncated");
         if first_replaced {

@@ -48,6 +48,7 @@ pub struct MemStorage {
     now_ns: Cell<u64>,
     sync_failures_pending: u32,
     write_failures_pending: u32,
+    create_failures_pending: u32,
     /// Changes the process may still make before it dies (`MemStorage::die_after`).
     changes_left: Option<u32>,
 }
@@ -67,6 +68,7 @@ impl MemStorage {
             now_ns: Cell::new(0),
             sync_failures_pending: 0,
             write_failures_pending: 0,
+            create_failures_pending: 0,
             changes_left: None,
         }
     }
@@ -106,6 +108,12 @@ impl MemStorage {
     /// Makes the next `count` writes fail with an IO error (nothing is written).
     pub fn fail_writes(&mut self, count: u32) {
         self.write_failures_pending = count;
+    }
+
+    /// Makes the next `count` segment creations fail with `ENOSPC` (nothing is created or
+    /// replaced).
+    pub fn fail_creates(&mut self, count: u32) {
+        self.create_failures_pending = count;
     }
 
     /// The process dies after `count` more changes (writes, syncs, metadata writes, segment
@@ -266,6 +274,13 @@ impl Storage for MemStorage {
         assert!(head.len() as u64 <= size_bytes);
         if self.dead() {
             return Err(Self::dead_error());
+        }
+        if self.create_failures_pending > 0 {
+            self.create_failures_pending -= 1;
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left on device (injected)",
+            ));
         }
         if let Some(index) = self.segment_index(id) {
             let old = self.segments.remove(index);

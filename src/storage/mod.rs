@@ -108,8 +108,8 @@ pub trait Storage: Clock {
     /// Like [`segment_create`](Storage::segment_create), with `head` (whole sectors, aligned)
     /// as the first bytes of the new segment, atomically: a crash leaves the segment as it was
     /// (missing, or its old content whole) or as created, `head` included; never a new
-    /// segment without its head. Durable with the segment's next sync. A suffix truncation
-    /// makes its segment so.
+    /// segment without its head. Durable with the segment's next sync. An error leaves the
+    /// segment as it was. A suffix truncation makes its segment so.
     fn segment_create_with(
         &mut self,
         segment: SegmentId,

@@ -203,7 +203,19 @@ fn damage_to_the_last_flush_of_a_closed_log_is_named() {
     let lines: String = (1..=20_000)
         .map(|index| format!("record-{index}\n"))
         .collect();
-    let output = ballast(&["append"], &log, lines.as_bytes());
+    // From a file, as `< in.txt` does: the input is ready at once, so `append` flushes once
+    // at its end however busy the machine is (from a pipe it flushes whenever the pipe runs
+    // dry for a moment).
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, &lines).expect("write the input");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ballast"));
+    command
+        .args(["append", "--dir"])
+        .arg(&log)
+        .env_remove("RUST_LOG");
+    let stdin = std::fs::File::open(&input).expect("open the input");
+    let output =
+        wait_common::output_from_file(&mut command, stdin, "ballast append").expect("run ballast");
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(
         text(&output.stdout).contains("1 flushes"),

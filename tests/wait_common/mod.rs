@@ -270,11 +270,8 @@ impl Pipe {
 /// the command cannot start.
 #[track_caller]
 pub fn output(command: &mut Command, stdin: &[u8], what: &str) -> std::io::Result<Output> {
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut running = Running::start(command, what)?;
+    command.stdin(Stdio::piped());
+    let mut running = output_start(command, what)?;
     let mut input = running.child.stdin.take().expect("stdin is piped");
     let stdin = stdin.to_vec();
     // On a thread: a child that stops reading must not block the test before its deadline.
@@ -282,6 +279,29 @@ pub fn output(command: &mut Command, stdin: &[u8], what: &str) -> std::io::Resul
     std::thread::spawn(move || {
         let _ = input.write_all(&stdin);
     });
+    output_wait(running, what)
+}
+
+/// Like [`output`], with a file as stdin: all of its input is ready at once, whatever the
+/// machine's load (a pipe fed by a thread may run dry for a moment on a busy machine).
+#[track_caller]
+pub fn output_from_file(
+    command: &mut Command,
+    stdin: std::fs::File,
+    what: &str,
+) -> std::io::Result<Output> {
+    command.stdin(Stdio::from(stdin));
+    let running = output_start(command, what)?;
+    output_wait(running, what)
+}
+
+fn output_start(command: &mut Command, what: &str) -> std::io::Result<Running> {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    Running::start(command, what)
+}
+
+#[track_caller]
+fn output_wait(mut running: Running, what: &str) -> std::io::Result<Output> {
     let (mut stdout, mut stderr) = (running.stdout(), running.stderr());
     let Some(status) = running.wait_or_kill() else {
         panic!(

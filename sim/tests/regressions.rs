@@ -76,6 +76,16 @@ const REGRESSIONS: &[(u64, &str)] = &[
          (scenario in tests/truncate_suffix.rs)",
     ),
     (
+        1082053,
+        "core: a refused truncation of the whole log left the metadata's checkpoint lowered, \
+         so damage to attested records read as a torn tail (scenario in \
+         tests/truncate_suffix.rs)",
+    ),
+    (
+        1076365,
+        "core: the same, with the truncation inside the log",
+    ),
+    (
         52777,
         "core: an open whose read faults hid the newest epoch took it again (scenario in \
          tests/regression_scenarios.rs)",

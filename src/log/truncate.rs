@@ -113,6 +113,7 @@ impl<S: Storage> Log<S> {
             reason: "the epoch counter is exhausted",
         })?;
         let first_replaced = replaces && index == 0;
+        let before = self.metadata;
         self.metadata_write(Metadata {
             epoch_max: epoch,
             lsn_checkpoint: self.metadata.lsn_checkpoint.min(lsn),
@@ -130,13 +131,15 @@ impl<S: Storage> Log<S> {
             Ok(checksum) => checksum,
             Err(error) => {
                 // A refused creation (no space, say) leaves the old segment whole and the log
-                // going on: the metadata vouches for its first block again, or a block of
-                // another history could take its place unseen. After a failed sync the log
-                // is stopped and the next open decides.
-                if first_replaced && self.failed.is_none() {
+                // going on: the metadata says again what it said before (the checkpoint that
+                // attests the records, the first block it vouches for), or damage to them
+                // would read as a torn tail, and a block of another history could take the
+                // first one's place unseen. Only the epoch stays taken. After a failed sync
+                // the log is stopped and the next open decides.
+                if self.failed.is_none() {
                     self.metadata_write(Metadata {
-                        first: self.first_block(),
-                        ..self.metadata
+                        epoch_max: epoch,
+                        ..before
                     })?;
                 }
                 return Err(error);

@@ -5,7 +5,9 @@
 
 mod common;
 
-use ballast_log::storage::{AlignedBuffer, Clock, Completion, MemStorage, SegmentId, Storage};
+use ballast_log::storage::{
+    AlignedBuffer, Clock, Completion, MemStorage, SectorFate, SegmentId, Storage,
+};
 use ballast_log::{Config, Error, Log, RecoveryMode, Verdict};
 use std::io;
 
@@ -204,4 +206,60 @@ fn a_point_in_time_loss_decided_on_a_bit_flip_does_not_come_back() {
     let mut log = open(log.into_storage(), RecoveryMode::Strict).expect("the loss is final");
     assert_eq!(log.next_lsn(), 2);
     assert_eq!(read(&mut log, 1), b"one, the second");
+}
+
+/// Seed 738, later 3132 (planted bug `recovery-sync-kept-after-seal`). A writer is killed with
+/// blocks written and not synced: the next open reads them and keeps them. It must make them
+/// durable before the metadata's checkpoint (or a seal) attests them; a power loss at any
+/// point of that open must leave a log the open after it recovers without `Corruption`, with
+/// every acknowledged record. With the sync moved after the metadata, a power loss in between
+/// lost the kept blocks the checkpoint had attested.
+#[test]
+fn an_open_after_a_kill_makes_what_it_keeps_durable_before_attesting_it() {
+    let record = vec![0x5A; 700];
+    let mut changes = 0;
+    loop {
+        let mut log = open(MemStorage::new(512), RecoveryMode::Strict).unwrap();
+        for _ in 0..3 {
+            append_flush(&mut log, &record);
+        }
+        let acknowledged = log.durable_lsn();
+        for _ in 0..8 {
+            log.append(&record).unwrap();
+        }
+        // Killed: what was written stays readable, and nothing more is durable.
+        let mut storage = log.into_storage();
+        storage.kill();
+        storage.die_after(Some(changes));
+        let config = Config {
+            recovery_mode: RecoveryMode::Strict,
+            ..config()
+        };
+        let done = match Log::open(config, &mut storage) {
+            Ok(log) => {
+                assert!(
+                    log.next_lsn() > acknowledged,
+                    "the kill left written blocks for the open to keep"
+                );
+                true
+            }
+            Err(_) => false,
+        };
+        // The power goes out: every sector not synced is lost.
+        storage.die_after(None);
+        storage.crash(|_, _| SectorFate::Lost);
+        let mut log = match open(storage, RecoveryMode::Strict) {
+            Ok(log) => log,
+            Err(error) => panic!("power loss after {changes} changes of the open: {error}"),
+        };
+        assert!(log.next_lsn() >= acknowledged);
+        for lsn in 0..log.next_lsn() {
+            assert_eq!(read(&mut log, lsn), record, "record {lsn}");
+        }
+        if done {
+            break;
+        }
+        changes += 1;
+    }
+    assert!(changes >= 2, "the open made {changes} changes");
 }

@@ -160,6 +160,13 @@ impl MemStorage {
         self.segments.iter().map(|segment| segment.id)
     }
 
+    /// The process is killed (SIGKILL), the machine stays up: operations in flight complete
+    /// unseen, and what was written stays readable without being durable, so the next open
+    /// reads it and a later [`crash`](MemStorage::crash) decides its fate.
+    pub fn kill(&mut self) {
+        self.completions.clear();
+    }
+
     /// Crashes: every operation in flight is dropped, and every sector written since its
     /// segment's last sync meets the fate `fate(segment, sector_offset_bytes)` chooses.
     pub fn crash(&mut self, mut fate: impl FnMut(SegmentId, u64) -> SectorFate) {

@@ -141,6 +141,12 @@ pub struct Log<S: Storage> {
     /// When `lsn_durable` last advanced (storage clock): the idle attestation counts from it.
     durable_since_ns: u64,
     epoch: u32,
+    /// The epoch this process took at open, and the place from which on every block of the
+    /// log is one it wrote (the end recovery found, or a suffix truncation's new segment):
+    /// a block read there with an older epoch is stale bytes where a write of ours never
+    /// landed (a misdirected or lost write over a block that once followed the same one).
+    epoch_opened: u32,
+    written_from: (SegmentId, u64),
     checksum_previous: u32,
     /// The metadata as on storage, and the sector it is encoded in to rewrite it.
     metadata: Metadata,

@@ -186,6 +186,11 @@ struct World {
     misdirects_before_open: Option<u64>,
     /// The lowest LSN damage seen by any attempt of the current recovery touched.
     loss_allowed_from: Option<Lsn>,
+    /// The most independent damage events any attempt of the current recovery saw: an
+    /// attempt cut by a crash may have sealed a loss it could not tell from a torn tail (its
+    /// evidence hidden by a read fault the crash then cleared), and the seal makes that
+    /// decision final for the attempts after it.
+    damage_events_seen: u32,
     record: Vec<u8>,
     batch: Vec<Vec<u8>>,
     /// Prints each operation (BALLAST_SIM_TRACE set): for debugging one seed.
@@ -227,6 +232,7 @@ pub fn run(seed: u64) -> Outcome {
         resurrections: 0,
         misdirects_before_open: None,
         loss_allowed_from: None,
+        damage_events_seen: 0,
         record: Vec::new(),
         batch: Vec::new(),
         trace: std::env::var_os("BALLAST_SIM_TRACE").is_some(),
@@ -825,10 +831,20 @@ impl World {
             match log.cursor_next(&mut cursor) {
                 Ok(Some(record)) if record.lsn == lsn && record.data == expected.as_slice() => {}
                 Ok(Some(record)) => {
+                    if self.trace {
+                        self.disk.borrow().headers_print();
+                    }
                     return Err(wrong(format!(
-                        "cursor yielded a wrong record at {}",
-                        record.lsn
-                    )))
+                        "cursor yielded a wrong record at {} (expected lsn {lsn}): {} bytes, \
+                         id {:?}, expected {} bytes, id {id}",
+                        record.lsn,
+                        record.data.len(),
+                        record
+                            .data
+                            .get(..8)
+                            .map(|id| u64::from_le_bytes(id.try_into().expect("8 bytes"))),
+                        expected.len(),
+                    )));
                 }
                 Ok(None) => return Err(wrong(format!("cursor ended at {lsn} below {durable}"))),
                 Err(error) => return self.error_expected(error, Some(lsn)),
@@ -1151,6 +1167,9 @@ impl World {
             // A failed attempt may already have acted on damage seen then (removed segments
             // after a loss) even if the damage reads differently at the next attempt.
             let taint = self.disk.borrow().taint_lsn();
+            self.damage_events_seen = self
+                .damage_events_seen
+                .max(self.disk.borrow().damage_events());
             self.loss_allowed_from = match (self.loss_allowed_from, taint) {
                 (Some(allowed), Some(taint)) => Some(allowed.min(taint)),
                 (allowed, taint) => allowed.or(taint),
@@ -1173,7 +1192,9 @@ impl World {
             match result {
                 Ok(log) => {
                     self.log = Some(log);
-                    return self.recovered_check();
+                    let checked = self.recovered_check();
+                    self.damage_events_seen = 0;
+                    return checked;
                 }
                 Err(Error::Corruption { .. }) if mode == RecoveryMode::Strict => {
                     if self.disk.borrow().taint_lsn().is_none() {
@@ -1275,7 +1296,10 @@ impl World {
                 self.model.acknowledged,
                 self.model.attested_metadata,
                 self.model.attested_blocks,
-                self.disk.borrow().damage_events(),
+                self.disk
+                    .borrow()
+                    .damage_events()
+                    .max(self.damage_events_seen),
                 report.lsn_lost,
             )));
         }
@@ -1341,7 +1365,12 @@ impl World {
         if lsn_lost.is_some() {
             return acknowledged.min(taint);
         }
-        let attested = match self.disk.borrow().damage_events() {
+        let events = self
+            .disk
+            .borrow()
+            .damage_events()
+            .max(self.damage_events_seen);
+        let attested = match events {
             0 | 1 => self.model.attested_metadata.max(self.model.attested_blocks),
             _ => self.model.attested_metadata,
         };

@@ -70,6 +70,17 @@ const REGRESSIONS: &[(u64, &str)] = &[
         "simulator: an older record found where a write never landed is allowed past damage",
     ),
     (
+        1230515,
+        "core: a seal misdirected over a block a suffix truncation had dropped left that block \
+         linked to the one before; reads yielded its record until reads refused older epochs \
+         where only this process wrote",
+    ),
+    (
+        1132286,
+        "simulator: an open attempt that two damage events left blind sealed a silent loss, \
+         then a crash cleared one of them; the loss stays allowed at the next attempt",
+    ),
+    (
         1020047,
         "core: a truncation of the whole log refused for lack of space left the metadata \
          vouching for no first block, so a block of another history took its place unseen \

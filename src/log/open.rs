@@ -153,6 +153,8 @@ impl<S: Storage> Log<S> {
             lsn_attested: 0,
             durable_since_ns: 0,
             epoch: 0,
+            epoch_opened: 0,
+            written_from: (SegmentId::MAX, 0),
             checksum_previous: 0,
             metadata,
             metadata_buffer: AlignedBuffer::new(sector, sector),
@@ -273,6 +275,12 @@ impl<S: Storage> Log<S> {
         // Only what a crash abandoned is in such a segment: it is made empty again, so that it
         // can take any record and nothing in it can come back.
         let recreate = holds_no_record && (self.writer.block_offset_bytes > 0 || seal);
+        // From here on, every block of the log is one this process writes.
+        self.epoch_opened = self.epoch;
+        self.written_from = match recreate {
+            true => (end_segment, 0),
+            false => (end_segment, self.writer.block_offset_bytes),
+        };
         // Everything kept becomes durable before the metadata and the seal attest it.
         let sync_late = crate::planted::active("recovery-sync-kept-after-seal");
         if !sync_late {

@@ -252,8 +252,12 @@ impl<S: Storage> Log<S> {
             Expect::Previous(checksum) => header.checksum_previous == checksum,
             Expect::Unknown => true,
         };
-        let linked = linked || crate::planted::active("read-link-unchecked");
-        if matches!(source, Source::Cache(_)) && !linked {
+        // Where only this process wrote, only its epochs can be.
+        let ours = (position.segment, position.block_offset_bytes) >= self.written_from;
+        let stale = ours && header.epoch < self.epoch_opened;
+        let unchecked = crate::planted::active("read-link-unchecked");
+        let (linked, stale) = (linked || unchecked, stale && !unchecked);
+        if matches!(source, Source::Cache(_)) && (!linked || stale) {
             // A valid block that does not follow the walk: stale bytes where a write never
             // landed (a misdirected or lost write).
             return Err(Error::Corruption {

@@ -127,6 +127,9 @@ impl<S: Storage> Log<S> {
             ..self.metadata
         })?;
         self.epoch = epoch;
+        let written_from = self.written_from;
+        // Every block of the truncation's segment is ours.
+        self.written_from = self.written_from.min((lsn, 0));
         let checksum = match self.segment_make_truncating(lsn, checksum_previous) {
             Ok(checksum) => checksum,
             Err(error) => {
@@ -136,6 +139,7 @@ impl<S: Storage> Log<S> {
                 // would read as a torn tail, and a block of another history could take the
                 // first one's place unseen. Only the epoch stays taken. After a failed sync
                 // the log is stopped and the next open decides.
+                self.written_from = written_from;
                 if self.failed.is_none() {
                     self.metadata_write(Metadata {
                         epoch_max: epoch,

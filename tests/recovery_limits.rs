@@ -91,3 +91,27 @@ fn appends_stop_below_the_lsn_bound() {
         Err(Error::NotALog { .. })
     ));
 }
+
+/// Appends work right up to the bound: a log restarted far on (a snapshot installed at LSN
+/// 2^40, and one just below `LSN_APPEND_MAX`) takes records there, and they survive a reopen.
+#[test]
+fn appends_work_up_to_the_lsn_bound() {
+    let config = config_small();
+    for lsn in [1 << 40, LSN_APPEND_MAX - 2] {
+        let mut log = common::log_new(&config);
+        log.truncate_prefix(lsn).unwrap();
+        assert_eq!(log.next_lsn(), lsn);
+        assert_eq!(log.append(b"far on").unwrap(), lsn);
+        assert_eq!(log.append(b"the last").unwrap(), lsn + 1);
+        log.flush().unwrap();
+        let storage = log.close().unwrap();
+        let mut log = Log::open(config.clone(), storage).unwrap();
+        assert_eq!((log.first_lsn(), log.next_lsn()), (lsn, lsn + 2));
+        let mut buffer = [0u8; 16];
+        let size = log.read(lsn + 1, &mut buffer).unwrap();
+        assert_eq!(&buffer[..size], b"the last");
+        assert!(
+            matches!(log.append(b"x"), Err(Error::LogFull { .. })) == (lsn + 2 >= LSN_APPEND_MAX)
+        );
+    }
+}

@@ -70,6 +70,11 @@ const REGRESSIONS: &[(u64, &str)] = &[
         "simulator: an older record found where a write never landed is allowed past damage",
     ),
     (
+        1702497,
+        "core: a recovery removed a suffix truncation's segment as after the end without a \
+         seal; the truncated blocks after the cut then attested records past the end",
+    ),
+    (
         1230515,
         "core: a seal misdirected over a block a suffix truncation had dropped left that block \
          linked to the one before; reads yielded its record until reads refused older epochs \

@@ -604,6 +604,166 @@ mod tests {
         assert_eq!(BlockHeader::decode(&[0; 128]), HeaderRead::Zero);
     }
 
+    /// Headers the writer never makes, with a valid checksum (forged, or a CRC collision):
+    /// each breaks one rule of `sizes_valid`, and is refused.
+    #[test]
+    fn forged_headers_with_impossible_fields_are_refused() {
+        let (sector, block) = (4096, 65536);
+        let base = header_sample();
+        assert!(base.sizes_valid(sector, block));
+        assert!(
+            !base.sizes_valid(0, block),
+            "no sector size makes nothing possible"
+        );
+        let forged: [(&str, BlockHeader); 12] = [
+            (
+                "an unknown flag",
+                BlockHeader {
+                    flags: FLAG_CONTINUES | 4,
+                    ..base
+                },
+            ),
+            (
+                "a truncation with fragments",
+                BlockHeader {
+                    flags: FLAG_TRUNCATES,
+                    ..base
+                },
+            ),
+            (
+                "a truncation that continues",
+                BlockHeader {
+                    flags: FLAG_TRUNCATES | FLAG_CONTINUES,
+                    fragment_count: 0,
+                    body_size_bytes: 0,
+                    ..base
+                },
+            ),
+            (
+                "no size",
+                BlockHeader {
+                    size_bytes: 0,
+                    body_size_bytes: 0,
+                    fragment_count: 0,
+                    flags: 0,
+                    ..base
+                },
+            ),
+            (
+                "a size of part of a sector",
+                BlockHeader {
+                    size_bytes: 4096 + 512,
+                    ..base
+                },
+            ),
+            (
+                "larger than a block",
+                BlockHeader {
+                    size_bytes: 65536 + 4096,
+                    ..base
+                },
+            ),
+            (
+                "off the sector grid",
+                BlockHeader {
+                    offset_bytes: 8192 + 512,
+                    ..base
+                },
+            ),
+            (
+                "a body past the block",
+                BlockHeader {
+                    body_size_bytes: 4096 - 127,
+                    ..base
+                },
+            ),
+            (
+                "a body too short for its frames",
+                BlockHeader {
+                    body_size_bytes: 4,
+                    ..base
+                },
+            ),
+            (
+                "records past the LSN bound",
+                BlockHeader {
+                    lsn_first: LSN_MAX - 2,
+                    ..base
+                },
+            ),
+            (
+                "a watermark past the LSN bound",
+                BlockHeader {
+                    lsn_durable: LSN_MAX + 1,
+                    ..base
+                },
+            ),
+            (
+                "a continuation with no fragment",
+                BlockHeader {
+                    fragment_count: 0,
+                    body_size_bytes: 0,
+                    ..base
+                },
+            ),
+        ];
+        for (what, header) in forged {
+            assert!(!header.sizes_valid(sector, block), "{what}: {header:?}");
+        }
+        // The bounds themselves are possible.
+        let edges = [
+            BlockHeader {
+                lsn_first: LSN_MAX - 3,
+                lsn_durable: LSN_MAX,
+                ..base
+            },
+            BlockHeader {
+                size_bytes: 65536,
+                body_size_bytes: 65536 - 128,
+                ..base
+            },
+            BlockHeader {
+                body_size_bytes: 8,
+                ..base
+            },
+            BlockHeader {
+                flags: FLAG_TRUNCATES,
+                fragment_count: 0,
+                body_size_bytes: 0,
+                ..base
+            },
+        ];
+        for header in edges {
+            assert!(header.sizes_valid(sector, block), "{header:?}");
+        }
+    }
+
+    /// A header with a valid checksum but another block version, or reserved bytes set, is
+    /// not a header this build can read.
+    #[test]
+    fn forged_header_versions_and_reserved_bytes_are_refused() {
+        let mut bytes = [0u8; BLOCK_HEADER_SIZE_BYTES];
+        header_sample().encode(&mut bytes);
+        let reseal = |bytes: &mut [u8; BLOCK_HEADER_SIZE_BYTES]| {
+            let sum = checksum(&bytes[4..]);
+            put_u32(bytes, 0, sum);
+        };
+        let mut version = bytes;
+        put_u16(&mut version, 16, BLOCK_VERSION + 1);
+        reseal(&mut version);
+        assert_eq!(BlockHeader::decode(&version), HeaderRead::Invalid);
+        for at in [80, 100, BLOCK_HEADER_SIZE_BYTES - 1] {
+            let mut reserved = bytes;
+            reserved[at] = 1;
+            reseal(&mut reserved);
+            assert_eq!(
+                BlockHeader::decode(&reserved),
+                HeaderRead::Invalid,
+                "byte {at}"
+            );
+        }
+    }
+
     #[test]
     fn frames_round_trip() {
         let kinds = [

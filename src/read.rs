@@ -276,3 +276,55 @@ impl Place {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A forged header (valid checksum, right place) with impossible fields is `Malformed`,
+    /// and so is one that would run past its segment's end.
+    #[test]
+    fn forged_headers_at_their_place_are_malformed() {
+        let place = Place {
+            segment: 7,
+            offset_bytes: 8192,
+            segment_size_bytes: 16384,
+            sector_size_bytes: 4096,
+            block_size_bytes: 65536,
+        };
+        let good = BlockHeader {
+            segment: 7,
+            offset_bytes: 8192,
+            size_bytes: 4096,
+            body_size_bytes: 100,
+            fragment_count: 1,
+            lsn_first: 10,
+            sector_size_bytes: 4096,
+            block_size_bytes: 65536,
+            segment_size_bytes: 16384,
+            ..BlockHeader::default()
+        };
+        let state = |mut header: BlockHeader| {
+            let mut bytes = [0u8; crate::format::BLOCK_HEADER_SIZE_BYTES];
+            header.encode(&mut bytes);
+            place.header_state(&bytes)
+        };
+        assert!(matches!(state(good), HeaderState::Valid(_)));
+        let impossible = BlockHeader {
+            fragment_count: 0,
+            flags: crate::format::FLAG_CONTINUES,
+            ..good
+        };
+        assert!(matches!(state(impossible), HeaderState::Malformed(_)));
+        let past_the_end = BlockHeader {
+            size_bytes: 12288,
+            ..good
+        };
+        assert!(matches!(state(past_the_end), HeaderState::Malformed(_)));
+        let elsewhere = BlockHeader {
+            offset_bytes: 4096,
+            ..good
+        };
+        assert!(matches!(state(elsewhere), HeaderState::Misplaced(_)));
+    }
+}

@@ -690,6 +690,59 @@ impl<S: Storage> Scan<'_, S> {
 mod tests {
     use super::*;
 
+    /// Which headers may follow a chain: each refused one is a block the writer never makes
+    /// after this chain (forged, or a CRC collision), so only a forged header tests it.
+    #[test]
+    fn chain_continuation_rules() {
+        let open = Chain {
+            lsn_next: 20,
+            checksum_previous: Some(0xC0FFEE),
+            checksum_first: None,
+            epoch: 3,
+            record_open: true,
+        };
+        let closed = Chain {
+            record_open: false,
+            ..open
+        };
+        let next = |epoch, flags| BlockHeader {
+            checksum_previous: 0xC0FFEE,
+            lsn_first: 20,
+            epoch,
+            flags,
+            fragment_count: 1,
+            ..BlockHeader::default()
+        };
+        let continues = crate::format::FLAG_CONTINUES;
+        // The same epoch carries on the open record, or starts afresh after a closed one.
+        assert!(open.continued_by(&next(3, continues)));
+        assert!(closed.continued_by(&next(3, 0)));
+        assert!(!open.continued_by(&next(3, 0)), "drops the open record");
+        assert!(
+            !closed.continued_by(&next(3, continues)),
+            "continues nothing"
+        );
+        // A newer epoch abandons an open record and never continues one.
+        assert!(open.continued_by(&next(4, 0)));
+        assert!(closed.continued_by(&next(4, 0)));
+        assert!(!open.continued_by(&next(4, continues)));
+        assert!(!closed.continued_by(&next(4, continues)));
+        // An older epoch never follows.
+        assert!(!open.continued_by(&next(2, continues)));
+        assert!(!closed.continued_by(&next(2, 0)));
+        // The link and the LSN must match.
+        let unlinked = BlockHeader {
+            checksum_previous: 1,
+            ..next(3, continues)
+        };
+        assert!(!open.continued_by(&unlinked));
+        let elsewhere = BlockHeader {
+            lsn_first: 21,
+            ..next(3, continues)
+        };
+        assert!(!open.continued_by(&elsewhere));
+    }
+
     /// Every combination of the table's inputs, and the properties the table must have.
     #[test]
     fn decision_table_enumerated() {

@@ -173,3 +173,65 @@ fn the_report_tells_a_clean_end_from_a_cut_one() {
     let log = open(&config, RecoveryMode::Strict, log.into_storage()).unwrap();
     assert!(!log.recovery_report().end_written);
 }
+
+/// An attestation block in a segment's last sector is named after the next segment (its
+/// `lsn_first` is the segment's limit). It is still evidence: damage to the block it attests,
+/// with the next segment empty, is corruption, not a torn tail.
+#[test]
+fn an_attestation_at_the_segment_limit_is_evidence() {
+    let config = Config {
+        sector_size_bytes: 512,
+        block_size_bytes: 1024,
+        segment_size_bytes: 4096,
+        write_buffer_size_bytes: 1024,
+        write_buffer_count: 2,
+        record_size_bytes_max: 300,
+        segment_count_max: 16,
+        read_buffer_size_bytes: 1024,
+        attest_idle_ns: None,
+        ..Config::default()
+    };
+    let mut log = common::log_new(&config);
+    // Seven one-sector blocks, one flush each, then the attestation in the eighth sector.
+    for index in 0..7u8 {
+        log.append(&[index; 100]).unwrap();
+        log.flush().unwrap();
+    }
+    assert_eq!(
+        log.attested_lsn(),
+        6,
+        "the last flush is attested by nothing"
+    );
+    log.attest().unwrap();
+    assert_eq!(log.attested_lsn(), 7);
+    // The next record rolls to segment 7; the process dies before it is written.
+    log.append(&[7; 100]).unwrap();
+    let mut storage = log.into_storage();
+    storage.crash(|_, _| ballast_log::storage::SectorFate::Lost);
+    assert_eq!(storage.segment_ids().collect::<Vec<_>>(), [0, 7]);
+    assert!(storage
+        .segment_bytes(7)
+        .unwrap()
+        .iter()
+        .all(|&byte| byte == 0));
+    let last = storage.segment_bytes(0).unwrap();
+    assert!(
+        last[3584..].iter().any(|&byte| byte != 0),
+        "the attestation"
+    );
+    storage.corrupt(0, 6 * 512 + 200, 0x10);
+    match open(&config, RecoveryMode::Strict, storage) {
+        Err(Error::Corruption {
+            segment,
+            offset_bytes,
+            kind,
+        }) => assert_eq!(
+            (segment, offset_bytes, kind),
+            (0, 6 * 512, CorruptionKind::BodyChecksum)
+        ),
+        other => panic!(
+            "expected corruption, got {:?}",
+            other.map(|log| *log.recovery_report())
+        ),
+    }
+}

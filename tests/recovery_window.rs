@@ -114,3 +114,28 @@ fn within_the_window_damage_is_a_torn_tail() {
         "the last block was dropped: {report:?}"
     );
 }
+
+/// A format-1 log records no window (its metadata reads as a window of 0): no distance
+/// proves a write was synced, so damage within the last flush reads as a torn tail, however
+/// far the flush's last block lies past it.
+#[test]
+fn a_format_1_log_has_no_window() {
+    use ballast_log::format::{checksum, METADATA_MAGIC, METADATA_V1_SIZE_BYTES};
+    use ballast_log::storage::Storage;
+    let mut storage = log_crashed();
+    let mut metadata = ballast_log::storage::AlignedBuffer::new(SECTOR, SECTOR);
+    let bytes = &mut metadata[..];
+    bytes[4..6].copy_from_slice(&1u16.to_le_bytes());
+    bytes[8..16].copy_from_slice(&METADATA_MAGIC);
+    let config = config();
+    bytes[16..20].copy_from_slice(&config.sector_size_bytes.to_le_bytes());
+    bytes[20..24].copy_from_slice(&config.block_size_bytes.to_le_bytes());
+    bytes[24..32].copy_from_slice(&config.segment_size_bytes.to_le_bytes());
+    let sum = checksum(&bytes[4..METADATA_V1_SIZE_BYTES]);
+    bytes[0..4].copy_from_slice(&sum.to_le_bytes());
+    storage.metadata_write(&metadata).unwrap();
+    storage.corrupt(0, RECORD_LARGE_OFFSET as usize + 300, 0x10);
+    let log = open(RecoveryMode::Strict, storage).unwrap();
+    let report = *log.recovery_report();
+    assert_eq!((report.end, report.lsn_next), (Verdict::TornTail, 5));
+}

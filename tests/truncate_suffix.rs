@@ -194,6 +194,54 @@ fn a_crash_at_every_change_of_a_truncation() {
 
 /// Damage to the truncation's block at rest never brings back a truncated record: the log
 /// ends at the truncation, or the damage is reported.
+/// Where the log ends once the truncation block of segment `cut` is lost: after the block it
+/// links to (where record `cut - 1` ends) and any blocks that only carry on the record left
+/// open there. After a block that fills its segment, or that also completes records after the
+/// cut, the log goes on in the truncation's segment.
+fn linked_chain_end(storage: &MemStorage, cut: Lsn, segment_size_bytes: u64) -> (Lsn, u64) {
+    let header_at = |segment, offset: u64| {
+        if offset >= segment_size_bytes {
+            return None;
+        }
+        let bytes = storage.segment_bytes(segment).unwrap();
+        match format::BlockHeader::decode(&bytes[offset as usize..]) {
+            format::HeaderRead::Valid(header) => Some(header),
+            _ => None,
+        }
+    };
+    let truncation = header_at(cut, 0).expect("the truncation block");
+    assert!(truncation.truncates());
+    let sector = u64::from(truncation.sector_size_bytes);
+    let linked = storage
+        .segment_ids()
+        .filter(|&segment| segment < cut)
+        .flat_map(|segment| (0..segment_size_bytes / sector).map(move |i| (segment, i * sector)))
+        .find(|&(segment, offset)| {
+            header_at(segment, offset)
+                .is_some_and(|header| header.checksum_header == truncation.checksum_previous)
+        });
+    let (segment, offset) = linked.expect("a block carries the checksum the truncation links to");
+    let header = header_at(segment, offset).unwrap();
+    let mut end = offset + u64::from(header.size_bytes);
+    let continued_at = |offset| header_at(segment, offset).is_some_and(|next| next.continues());
+    let completed = u64::from(header.fragment_count) - u64::from(continued_at(end));
+    if header.lsn_first + completed > cut {
+        return (cut, 0);
+    }
+    // Middle pieces of the record left open at the cut.
+    while let Some(next) = header_at(segment, end) {
+        let middle = next.continues() && next.fragment_count == 1;
+        if !middle || !continued_at(end + u64::from(next.size_bytes)) {
+            break;
+        }
+        end += u64::from(next.size_bytes);
+    }
+    match end == segment_size_bytes {
+        true => (cut, 0),
+        false => (segment, end),
+    }
+}
+
 #[test]
 fn damage_to_the_truncation_block_resurrects_nothing() {
     let count = 40;
@@ -209,6 +257,7 @@ fn damage_to_the_truncation_block_resurrects_nothing() {
                 segments.contains(&cut),
                 "the truncation's segment is named {cut}"
             );
+            let linked = linked_chain_end(&storage, cut, config.segment_size_bytes);
             storage.corrupt(cut, 40, 0x10);
             match Log::open(config, storage) {
                 Ok(mut log) => {
@@ -216,7 +265,12 @@ fn damage_to_the_truncation_block_resurrects_nothing() {
                     assert!(next <= cut + appended, "cut {cut}: recovered up to {next}");
                     // The blocks the truncation dropped are neither evidence nor a possible
                     // loss.
-                    assert_eq!(log.recovery_report().discarded.block_count, 0, "cut {cut}");
+                    let report = *log.recovery_report();
+                    assert_eq!(report.discarded.block_count, 0, "cut {cut}");
+                    // The log ends in the chain the truncation cut, right after the block that
+                    // holds record `cut - 1`: nothing of the truncation's segment is kept.
+                    let end = (report.end_segment, report.end_offset_bytes);
+                    assert_eq!(end, linked, "cut {cut}: {report:?}");
                     check_content(&mut log, cut);
                 }
                 Err(Error::Corruption { .. }) => {}

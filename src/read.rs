@@ -280,6 +280,187 @@ impl Place {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::{Clock, Completion, MemStorage};
+    use std::io;
+
+    const SECTOR: u32 = 4096;
+    const BLOCK: u32 = 8192;
+    const BUFFER: u32 = 32 * 1024;
+    const SEGMENT: u64 = 256 * 1024;
+
+    /// A storage that records the reads and read-ahead hints made through it, over one
+    /// segment (1) whose every byte names its sector.
+    struct Recorder {
+        inner: MemStorage,
+        reads: Vec<(SegmentId, u64, usize)>,
+        hints: Vec<(SegmentId, u64, usize)>,
+    }
+
+    impl Recorder {
+        fn new() -> Recorder {
+            let mut inner = MemStorage::new(SECTOR);
+            let mut head = AlignedBuffer::new(SEGMENT as usize, SECTOR as usize);
+            for (index, sector) in head.chunks_mut(SECTOR as usize).enumerate() {
+                sector.fill(index as u8);
+            }
+            inner.segment_create_with(1, SEGMENT, &head).unwrap();
+            let reads = Vec::new();
+            let hints = Vec::new();
+            Recorder {
+                inner,
+                reads,
+                hints,
+            }
+        }
+
+        fn bytes_read(&self) -> usize {
+            self.reads.iter().map(|read| read.2).sum()
+        }
+    }
+
+    impl Clock for Recorder {
+        fn now_ns(&self) -> u64 {
+            self.inner.now_ns()
+        }
+    }
+
+    impl Storage for Recorder {
+        fn sector_size_bytes(&self) -> u32 {
+            SECTOR
+        }
+        fn metadata_read(&mut self, buffer: &mut [u8]) -> io::Result<bool> {
+            self.inner.metadata_read(buffer)
+        }
+        fn metadata_write(&mut self, buffer: &[u8]) -> io::Result<()> {
+            self.inner.metadata_write(buffer)
+        }
+        fn segment_list(&mut self) -> io::Result<Vec<SegmentId>> {
+            self.inner.segment_list()
+        }
+        fn segment_create_with(&mut self, _: SegmentId, _: u64, _: &[u8]) -> io::Result<()> {
+            unreachable!("reads only")
+        }
+        fn segment_remove(&mut self, segment: SegmentId) -> io::Result<()> {
+            self.inner.segment_remove(segment)
+        }
+        fn segment_size_bytes(&mut self, segment: SegmentId) -> io::Result<u64> {
+            self.inner.segment_size_bytes(segment)
+        }
+        fn read(&mut self, segment: SegmentId, offset: u64, buffer: &mut [u8]) -> io::Result<()> {
+            self.reads.push((segment, offset, buffer.len()));
+            self.inner.read(segment, offset, buffer)
+        }
+        fn read_ahead(&mut self, segment: SegmentId, offset: u64, size_bytes: usize, _: usize) {
+            self.hints.push((segment, offset, size_bytes));
+        }
+        fn write_submit(&mut self, _: u64, _: SegmentId, _: u64, _: AlignedBuffer, _: usize) {
+            unreachable!("reads only")
+        }
+        fn sync_submit(&mut self, _: u64, _: SegmentId) {
+            unreachable!("reads only")
+        }
+        fn poll(&mut self, _: bool) -> Option<Completion> {
+            None
+        }
+    }
+
+    fn load(cache: &mut ReadCache, storage: &mut Recorder, offset: u64, size: usize) {
+        let at = cache.load(storage, 1, SEGMENT, offset, size).unwrap();
+        let bytes = &cache.bytes()[at..at + size];
+        for (index, &byte) in bytes.iter().enumerate() {
+            let sector = (offset + index as u64) / u64::from(SECTOR);
+            assert_eq!(byte, sector as u8, "byte {index} of the load at {offset}");
+        }
+    }
+
+    /// A scan of blocks that straddle the window's end reads every byte of the segment once,
+    /// in steps, and asks storage to read the next two steps ahead, never past the segment.
+    #[test]
+    fn a_scan_reads_each_byte_once_and_reads_ahead() {
+        let mut storage = Recorder::new();
+        let mut cache = ReadCache::new(BUFFER, SECTOR, BLOCK);
+        let block = 3 * SECTOR as usize;
+        let mut offset = 0;
+        while offset + block as u64 <= SEGMENT {
+            load(&mut cache, &mut storage, offset, block);
+            offset += block as u64;
+        }
+        let step = (BUFFER - BLOCK) as usize;
+        assert_eq!(
+            storage.reads[0],
+            (1, 0, BUFFER as usize),
+            "a whole window first"
+        );
+        let mut end = u64::from(BUFFER);
+        for &(_, read_offset, size) in &storage.reads[1..] {
+            assert_eq!(
+                (read_offset, size),
+                (end, step.min((SEGMENT - end) as usize))
+            );
+            end += size as u64;
+        }
+        assert_eq!(storage.bytes_read() as u64, SEGMENT, "{:?}", storage.reads);
+        // Every step was asked for ahead before it was read.
+        for read in &storage.reads[1..] {
+            assert!(storage.hints.contains(read), "{read:?} not read ahead");
+        }
+        for &(segment, hint_offset, size) in &storage.hints {
+            assert_eq!(segment, 1);
+            assert_eq!(hint_offset % u64::from(SECTOR), 0);
+            assert_eq!(
+                size,
+                step.min((SEGMENT - hint_offset) as usize),
+                "{hint_offset}"
+            );
+        }
+        // Each load's hints start where it ended and run on, step by step.
+        assert_eq!(storage.hints[0], (1, u64::from(BUFFER), step));
+        assert_eq!(storage.hints[1], (1, u64::from(BUFFER) + step as u64, step));
+    }
+
+    /// A point read loads one block and asks for nothing ahead; it stays cached until a write
+    /// overlaps it, and a write that only touches it, or lands elsewhere, leaves it cached.
+    #[test]
+    fn a_point_read_loads_one_block_and_only_an_overlapping_write_drops_it() {
+        let mut storage = Recorder::new();
+        let mut cache = ReadCache::new(BUFFER, SECTOR, BLOCK);
+        cache.window_set(BLOCK as usize);
+        let at = 64 * 1024;
+        load(&mut cache, &mut storage, at, SECTOR as usize);
+        assert_eq!(storage.reads, [(1, at, BLOCK as usize)]);
+        assert!(storage.hints.is_empty(), "a point read reads nothing ahead");
+        let sector = u64::from(SECTOR);
+        for (segment, offset) in [(1, at - sector), (1, at + 2 * sector), (1, 0), (2, at)] {
+            cache.invalidate(segment, offset, sector);
+            load(&mut cache, &mut storage, at + sector, SECTOR as usize);
+            assert_eq!(
+                storage.reads.len(),
+                1,
+                "a write at {segment}/{offset} dropped it"
+            );
+        }
+        cache.invalidate(1, at + sector, sector);
+        load(&mut cache, &mut storage, at, SECTOR as usize);
+        assert_eq!(
+            storage.reads,
+            [(1, at, BLOCK as usize), (1, at, BLOCK as usize)]
+        );
+    }
+
+    /// After a write drops a scan's window, the next miss loads a whole window again rather
+    /// than a step after the forgotten one.
+    #[test]
+    fn a_scan_reloads_a_whole_window_after_a_write_drops_it() {
+        let mut storage = Recorder::new();
+        let mut cache = ReadCache::new(BUFFER, SECTOR, BLOCK);
+        load(&mut cache, &mut storage, 0, BLOCK as usize);
+        cache.invalidate(1, 0, u64::from(SECTOR));
+        load(&mut cache, &mut storage, 0, BLOCK as usize);
+        assert_eq!(
+            storage.reads,
+            [(1, 0, BUFFER as usize), (1, 0, BUFFER as usize)]
+        );
+    }
 
     /// A forged header (valid checksum, right place) with impossible fields is `Malformed`,
     /// and so is one that would run past its segment's end.

@@ -373,13 +373,19 @@ mod tests {
         }
     }
 
-    /// A scan of blocks that straddle the window's end reads every byte of the segment once,
-    /// in steps, and asks storage to read the next two steps ahead, never past the segment.
+    /// A scan reads every byte of the segment once, in steps, and asks storage to read the
+    /// next two steps ahead, never past the segment: with blocks that straddle the window's
+    /// end (carried into the next window) and with blocks that end where it ends.
     #[test]
     fn a_scan_reads_each_byte_once_and_reads_ahead() {
+        for sectors in [3, 2] {
+            scan_check(sectors * SECTOR as usize);
+        }
+    }
+
+    fn scan_check(block: usize) {
         let mut storage = Recorder::new();
         let mut cache = ReadCache::new(BUFFER, SECTOR, BLOCK);
-        let block = 3 * SECTOR as usize;
         let mut offset = 0;
         while offset + block as u64 <= SEGMENT {
             load(&mut cache, &mut storage, offset, block);

@@ -96,7 +96,13 @@ fn formatting_and_reopening_after_a_clean_close_read_next_to_nothing() {
     storage.read_bytes = 0;
     let log = Log::open(config.clone(), storage).unwrap();
     assert_eq!(log.next_lsn(), 10);
-    assert!(log.recovery_report().clean_end);
+    let report = log.recovery_report();
+    assert!(report.clean_end);
+    assert_eq!(
+        report.block_count, 1,
+        "the ten records went out in one block"
+    );
+    assert_eq!(report.records_discarded_max(), 0, "nothing was discarded");
     assert!(
         log.storage().read_bytes <= little,
         "reopening after a clean close read {} bytes",

@@ -235,3 +235,28 @@ fn an_attestation_at_the_segment_limit_is_evidence() {
         ),
     }
 }
+
+/// A segment lost after a full one, with later segments attesting its records: the
+/// corruption names the segment found where the lost one should continue the log.
+#[test]
+fn a_lost_segment_names_the_segment_found_in_its_place() {
+    use ballast_log::storage::Storage;
+    let mut config = config_small();
+    config.segment_size_bytes = 8 * 4096;
+    let storage = log_flushed(&config);
+    let segments: Vec<u64> = storage.segment_ids().collect();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let mut damaged = storage.snapshot();
+    damaged.segment_remove(segments[1]).unwrap();
+    match open(&config, RecoveryMode::Strict, damaged) {
+        Err(Error::Corruption {
+            segment,
+            offset_bytes,
+            kind,
+        }) => assert_eq!(
+            (segment, offset_bytes, kind),
+            (segments[2], 0, CorruptionKind::Misplaced)
+        ),
+        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
+    }
+}

@@ -113,6 +113,15 @@ fn within_the_window_damage_is_a_torn_tail() {
         report.discarded.block_count, 1,
         "the last block was dropped: {report:?}"
     );
+    // What was dropped: the one-sector block at the end, with the last piece of record 5 and
+    // record 6; the chain kept block 0 and the six blocks of record 5 before the damage.
+    let dropped = report.discarded;
+    assert_eq!(
+        (dropped.size_bytes, dropped.lsn_first, dropped.lsn_end),
+        (SECTOR as u64, 5, 7)
+    );
+    assert_eq!(report.records_discarded_max(), 2, "records 5 and 6 at most");
+    assert_eq!(report.block_count, 7);
 }
 
 /// A format-1 log records no window (its metadata reads as a window of 0): no distance

@@ -221,7 +221,7 @@ mod tests {
     use super::*;
     use crate::tail::TailCache;
     use ballast_log::storage::MemStorage;
-    use ballast_log::{Config, Durability, Log, SharedLog, SharedOptions};
+    use ballast_log::{Durability, Log, SharedLog, SharedOptions};
     use std::sync::mpsc;
     use std::time::Duration;
 
@@ -244,15 +244,7 @@ mod tests {
     #[test]
     fn callbacks_fire_in_order_across_truncations() {
         // Small segments: every truncation makes a segment.
-        let config = Config {
-            block_size_bytes: 16 * 1024,
-            segment_size_bytes: 256 * 1024,
-            write_buffer_size_bytes: 64 * 1024,
-            window_size_bytes: 1024 * 1024,
-            record_size_bytes_max: 64 * 1024,
-            read_buffer_size_bytes: 128 * 1024,
-            ..Config::default()
-        };
+        let config = crate::store::tests::config();
         let log = Log::open(config, MemStorage::new(4096)).unwrap();
         let log = SharedLog::open(log, SharedOptions::default()).unwrap();
         let shared = Arc::new(Shared::new(log, TailCache::new(0, 0, 1 << 20)));

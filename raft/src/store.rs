@@ -437,7 +437,7 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cluster::{Record, TypeConfig};
     use ballast_log::storage::MemStorage;
@@ -446,7 +446,8 @@ mod tests {
     use openraft::testing::log_id;
     use openraft::{Entry, EntryPayload};
 
-    fn config() -> Config {
+    /// Small segments, so that truncations and purges make and drop segments often.
+    pub(crate) fn config() -> Config {
         Config {
             block_size_bytes: 16 * 1024,
             segment_size_bytes: 256 * 1024,

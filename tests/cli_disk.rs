@@ -11,7 +11,7 @@ mod cli_common;
 mod disk_common;
 mod wait_common;
 
-use cli_common::{ballast, success};
+use cli_common::{ballast, failure, success};
 
 use ballast_log::storage::{DirectOptions, DirectStorage};
 use ballast_log::Log;
@@ -59,6 +59,24 @@ fn append_then_cat_round_trip() {
     let info = success(&ballast(&["info"], &log, b""));
     assert!(info.contains("lsn 0..5006 (5006 records)"), "{info}");
     assert!(info.contains("00000000000000000000.segment"), "{info}");
+}
+
+/// A record limit that the segments cannot hold is refused before anything is made, and the
+/// error names the flags that set it.
+#[test]
+fn append_refuses_a_record_limit_the_segments_cannot_hold() {
+    let dir = ScratchDir::new("cli-record-limit");
+    let log = dir.path().join("log");
+    let args = [
+        "append",
+        "--segment-size-bytes",
+        "1048576",
+        "--record-size-max",
+        "4000000",
+    ];
+    let error = failure(&ballast(&args, &log, b"one\n"));
+    assert!(error.contains("--record-size-max"), "{error}");
+    assert!(!log.join("metadata").exists(), "nothing is made");
 }
 
 #[test]

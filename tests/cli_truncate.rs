@@ -71,6 +71,11 @@ fn truncate_before_drops_whole_segments_and_keeps_the_rest() {
     assert_eq!(records, expected);
     let verify = success(&ballast(&["verify"], &log, b""));
     assert!(verify.starts_with("ok:"), "{verify}");
+    // Before the first record held: the first segment stays, and the output says so.
+    let first_text = first.to_string();
+    let out = success(&ballast(&["truncate", "--before", &first_text], &log, b""));
+    assert!(out.starts_with("nothing dropped"), "{out}");
+    assert_eq!(cat(&log)[0].0, first);
 
     // Past the end is refused, and says how to drop everything but the last segment.
     let error = failure(&ballast(&["truncate", "--before", "20001"], &log, b""));

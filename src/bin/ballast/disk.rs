@@ -186,9 +186,15 @@ fn config_make(
         read_buffer_size_bytes: READ_BUFFER_SIZE_BYTES.max(block),
         ..Config::default()
     };
-    config
-        .validate()
-        .map_err(|error| format!("these settings do not make a valid log: {error}"))?;
+    config.validate().map_err(|error| {
+        // Only `append` sets these two; a log opened for reading takes them from its metadata.
+        let flag = match error.field {
+            "record_size_bytes_max" => " (see --record-size-max and --segment-size-bytes)",
+            "segment_size_bytes" => " (see --segment-size-bytes)",
+            _ => "",
+        };
+        format!("these settings do not make a valid log: {error}{flag}")
+    })?;
     Ok(config)
 }
 

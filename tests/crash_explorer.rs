@@ -52,6 +52,11 @@ fn reopen_after_a_crash_survives_power_cuts() {
     explore_alone(Workload::Reopen);
 }
 
+#[test]
+fn truncate_suffix_survives_power_cuts() {
+    explore_alone(Workload::Suffix);
+}
+
 /// The model's rules, checked on small traces made by hand.
 mod model_rules {
     use super::crash_common::model::Model;

@@ -98,6 +98,12 @@ pub enum Call {
         /// The durable watermark.
         lsn_durable: u64,
     },
+    /// The caller is about to drop the records from `lsn` on (`truncate_suffix`), acknowledged
+    /// or not: from here on they may be gone (recorded by the caller, before the call).
+    Truncating {
+        /// The first record dropped.
+        lsn: u64,
+    },
 }
 
 /// A call as it completed.
@@ -140,6 +146,11 @@ pub fn is_on() -> bool {
 /// Records an acknowledgement: every record below `lsn_durable` is durable, as the log said.
 pub fn acknowledged(lsn_durable: u64) {
     record(Call::Acknowledged { lsn_durable }, Ok(()));
+}
+
+/// Records that the caller is about to drop the records from `lsn` on.
+pub fn truncating(lsn: u64) {
+    record(Call::Truncating { lsn }, Ok(()));
 }
 
 /// Records a call of this thread, if the seam records.

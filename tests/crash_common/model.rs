@@ -98,7 +98,8 @@ pub struct Model {
     /// Directory operations since the last directory `fsync`, in the order they completed,
     /// with the index of the event that made each.
     pub dir_pending: Vec<(usize, DirOp)>,
-    /// The highest durable watermark the log acknowledged.
+    /// The highest durable watermark the log acknowledged, lowered to where a suffix
+    /// truncation began: records from there on are owed no more.
     pub lsn_acknowledged: u64,
     /// The highest LSN below which `truncate_prefix` may have removed records: the name of
     /// the segment after the last segment removed from the front of the log.
@@ -175,6 +176,10 @@ impl Model {
             Call::Flock { .. } => {}
             Call::Acknowledged { lsn_durable } => {
                 self.lsn_acknowledged = self.lsn_acknowledged.max(*lsn_durable);
+            }
+            // The caller gave up the records from `lsn` on: none of them is owed any more.
+            Call::Truncating { lsn } => {
+                self.lsn_acknowledged = self.lsn_acknowledged.min(*lsn);
             }
         }
     }

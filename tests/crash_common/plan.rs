@@ -94,7 +94,8 @@ fn changes_disk(call: &Call) -> bool {
         | Call::Sync { .. }
         | Call::Rename { .. }
         | Call::Unlink { .. }
-        | Call::Acknowledged { .. } => true,
+        | Call::Acknowledged { .. }
+        | Call::Truncating { .. } => true,
         Call::OpenDir { .. } | Call::Flock { .. } => false,
     }
 }

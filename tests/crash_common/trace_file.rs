@@ -131,6 +131,10 @@ fn encode(out: &mut Vec<u8>, event: &Event) {
             out.push(8);
             out.extend_from_slice(&lsn_durable.to_le_bytes());
         }
+        Call::Truncating { lsn } => {
+            out.push(9);
+            out.extend_from_slice(&lsn.to_le_bytes());
+        }
     }
 }
 
@@ -222,6 +226,7 @@ fn decode(reader: &mut Reader) -> Event {
         8 => Call::Acknowledged {
             lsn_durable: reader.u64(),
         },
+        9 => Call::Truncating { lsn: reader.u64() },
         tag => panic!("unknown call tag {tag} in a saved trace"),
     };
     let result = if errno == 0 { Ok(()) } else { Err(errno) };

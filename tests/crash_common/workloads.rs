@@ -29,14 +29,18 @@ pub enum Workload {
     Truncate,
     /// Appends, then a drop without close and a reopen, three times over.
     Reopen,
+    /// Appends and flushes, then `truncate_suffix` dropping records from the back and new
+    /// records written over them, three times over.
+    Suffix,
 }
 
-pub const WORKLOADS: [Workload; 5] = [
+pub const WORKLOADS: [Workload; 6] = [
     Workload::Single,
     Workload::Bulk,
     Workload::Shared,
     Workload::Truncate,
     Workload::Reopen,
+    Workload::Suffix,
 ];
 
 impl Workload {
@@ -47,6 +51,7 @@ impl Workload {
             Workload::Shared => "shared",
             Workload::Truncate => "truncate",
             Workload::Reopen => "reopen",
+            Workload::Suffix => "suffix",
         }
     }
 
@@ -179,6 +184,7 @@ pub fn run(workload: Workload, variant: Variant, seed: u64) -> Run {
         Workload::Shared => shared(&mut writer),
         Workload::Truncate => truncate(&mut writer),
         Workload::Reopen => reopen(&mut writer),
+        Workload::Suffix => suffix(&mut writer),
     }
     writer.trace_cut(false);
     let trace = writer.trace;
@@ -193,16 +199,32 @@ pub fn run(workload: Workload, variant: Variant, seed: u64) -> Run {
     }
 }
 
-/// Sets each generation's first event: the first acknowledgement after its open.
+/// Sets each generation's first event: the first acknowledgement after the open or the suffix
+/// truncation that began it.
 pub fn generations_place(trace: &[Event], generations: &mut [Generation]) {
-    let opens: Vec<usize> = (0..trace.len())
-        .filter(|&index| matches!(trace[index].call, Call::OpenDir { .. }))
+    let starts: Vec<usize> = (0..trace.len())
+        .filter(|&index| {
+            matches!(
+                trace[index].call,
+                Call::OpenDir { .. } | Call::Truncating { .. }
+            )
+        })
         .collect();
-    assert_eq!(opens.len(), generations.len(), "one open per generation");
-    for (generation, &open) in generations.iter_mut().zip(&opens) {
-        generation.begin_event = (open..trace.len())
+    assert_eq!(
+        starts.len(),
+        generations.len(),
+        "one open or truncation per generation"
+    );
+    for (generation, &start) in generations.iter_mut().zip(&starts) {
+        if let Call::Truncating { lsn } = trace[start].call {
+            assert_eq!(
+                lsn, generation.lsn_start,
+                "a truncation's generation starts at its cut"
+            );
+        }
+        generation.begin_event = (start..trace.len())
             .find(|&index| matches!(trace[index].call, Call::Acknowledged { .. }))
-            .expect("every open is acknowledged");
+            .expect("every open and truncation is acknowledged");
     }
 }
 
@@ -235,6 +257,22 @@ impl Writer {
         if resume {
             trace::start();
         }
+    }
+
+    /// Drops the records from `lsn` on and begins a generation of new records there, with a tag
+    /// of its own: a record read at an LSN says which generation wrote it.
+    fn truncate_suffix(&mut self, log: &mut Log<DirectStorage>, lsn: Lsn) {
+        trace::truncating(lsn);
+        log.truncate_suffix(lsn).expect("truncate suffix");
+        assert_eq!((log.next_lsn(), log.durable_lsn()), (lsn, lsn));
+        // The truncation is durable when the call returns.
+        trace::acknowledged(log.durable_lsn());
+        self.generations.push(Generation {
+            begin_event: 0,
+            tag: self.generations.len() as u32 + 1,
+            lsn_start: lsn,
+            keys: Vec::new(),
+        });
     }
 
     /// Opens the log (recovering what a previous open left) and begins a generation.
@@ -446,6 +484,40 @@ fn truncate(writer: &mut Writer) {
         writer.flush(&mut log);
     }
     log.close().expect("close");
+}
+
+/// Appends and flushes until the log holds two or three segments, then truncates its suffix:
+/// within the last segment, at a segment's first record, or in an earlier segment; appends
+/// after the cut, some flushed, some not. Three times over; a close or a drop at the end.
+fn suffix(writer: &mut Writer) {
+    let mut log = writer.open();
+    for _ in 0..3 {
+        let segments_wanted = 2 + writer.rng.below(2) as usize;
+        while log.segment_count() < segments_wanted {
+            for _ in 0..1 + writer.rng.below(4) {
+                writer.append(&mut log);
+            }
+            writer.flush(&mut log);
+        }
+        let segments = log.storage_mut().segment_list().expect("segments");
+        let (first, end) = (log.first_lsn(), log.durable_lsn());
+        let lsn = match writer.rng.below(3) {
+            0 => end - 1 - writer.rng.below((end - first).min(3)),
+            1 => segments[segments.len() - 1].max(first),
+            _ => first + writer.rng.below(end - first),
+        };
+        writer.truncate_suffix(&mut log, lsn);
+        for _ in 0..1 + writer.rng.below(4) {
+            writer.append(&mut log);
+        }
+        writer.flush(&mut log);
+        for _ in 0..writer.rng.below(3) {
+            writer.append(&mut log);
+        }
+    }
+    if writer.rng.below(2) == 0 {
+        log.close().expect("close");
+    }
 }
 
 /// Three opens: each appends and flushes, appends more without a flush (enough to fill write

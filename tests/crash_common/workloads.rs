@@ -325,6 +325,16 @@ impl Writer {
         acknowledge_if_advanced(log, durable);
     }
 
+    /// Appends one to four records and flushes, until the log holds `segment_count` segments.
+    fn fill_to(&mut self, log: &mut Log<DirectStorage>, segment_count: usize) {
+        while log.segment_count() < segment_count {
+            for _ in 0..1 + self.rng.below(4) {
+                self.append(log);
+            }
+            self.flush(log);
+        }
+    }
+
     fn flush(&mut self, log: &mut Log<DirectStorage>) {
         log.flush().expect("flush");
         trace::acknowledged(log.durable_lsn());
@@ -467,12 +477,7 @@ fn truncate(writer: &mut Writer) {
     let mut log = writer.open();
     for _ in 0..3 {
         let segments_wanted = 3 + writer.rng.below(2) as usize;
-        while log.segment_count() < segments_wanted {
-            for _ in 0..1 + writer.rng.below(4) {
-                writer.append(&mut log);
-            }
-            writer.flush(&mut log);
-        }
+        writer.fill_to(&mut log, segments_wanted);
         let lsn = match writer.rng.below(2) {
             0 => log.storage_mut().segment_list().expect("segments")[1],
             _ => log.durable_lsn(),
@@ -493,12 +498,7 @@ fn suffix(writer: &mut Writer) {
     let mut log = writer.open();
     for _ in 0..3 {
         let segments_wanted = 2 + writer.rng.below(2) as usize;
-        while log.segment_count() < segments_wanted {
-            for _ in 0..1 + writer.rng.below(4) {
-                writer.append(&mut log);
-            }
-            writer.flush(&mut log);
-        }
+        writer.fill_to(&mut log, segments_wanted);
         let segments = log.storage_mut().segment_list().expect("segments");
         let (first, end) = (log.first_lsn(), log.durable_lsn());
         let lsn = match writer.rng.below(3) {

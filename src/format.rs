@@ -877,6 +877,18 @@ mod tests {
             ..Metadata::new(4096, 65536, 1 << 26)
         };
         assert_eq!(Metadata::decode(&bytes), Ok(expected));
+        // The checksummed bytes are all there is: a buffer of exactly the current layout's
+        // size reads too.
+        assert_eq!(
+            Metadata::decode(&bytes[..METADATA_SIZE_BYTES]),
+            Ok(expected)
+        );
+        // Version 1 has no flags and nothing after its 64 bytes, checksum or not.
+        let mut flagged = bytes.clone();
+        put_u16(&mut flagged, 6, 1);
+        let sum = checksum(&flagged[4..METADATA_V1_SIZE_BYTES]);
+        put_u32(&mut flagged, 0, sum);
+        assert_eq!(Metadata::decode(&flagged), Err(MetadataFault::Reserved));
         bytes[40] = 1;
         assert_eq!(Metadata::decode(&bytes), Err(MetadataFault::Checksum));
     }

@@ -861,6 +861,43 @@ mod tests {
         assert_eq!(Metadata::decode(&bytes), Err(MetadataFault::Magic));
     }
 
+    /// Metadata whose checksum holds but which sets a byte that must be zero, each alone:
+    /// an unknown flag, a field of an absent part, padding, bytes past the vote's size or past
+    /// the checksummed layout, or a vote longer than its area.
+    #[test]
+    fn forged_metadata_with_reserved_bytes_set_is_refused() {
+        let mut metadata = Metadata::new(4096, 65536, 1 << 26);
+        metadata.vote[..3].copy_from_slice(b"abc");
+        metadata.vote_size_bytes = 3;
+        let mut bytes = vec![0u8; 512];
+        metadata.encode(&mut bytes);
+        assert_eq!(Metadata::decode(&bytes), Ok(metadata));
+        let vote = METADATA_VOTE_OFFSET + 4;
+        let forged: [(&str, usize, u8); 10] = [
+            ("an unknown flag", 6, 8),
+            ("padding after the epoch", 37, 1),
+            ("a clean end without its flag", 60, 1),
+            ("a first block without its flag", 90, 1),
+            ("a loss without its flag", 100, 1),
+            ("padding before the vote", 120, 1),
+            ("padding after the vote's size", METADATA_VOTE_OFFSET + 2, 1),
+            ("a vote byte past its size", vote + 3, 1),
+            ("a vote longer than its area", METADATA_VOTE_OFFSET, 125),
+            ("a byte past the layout", METADATA_SIZE_BYTES + 10, 1),
+        ];
+        for (what, at, value) in forged {
+            let mut forged = bytes.clone();
+            forged[at] = value;
+            let sum = checksum(&forged[4..METADATA_SIZE_BYTES]);
+            put_u32(&mut forged, 0, sum);
+            assert_eq!(
+                Metadata::decode(&forged),
+                Err(MetadataFault::Reserved),
+                "{what}"
+            );
+        }
+    }
+
     /// A version-1 metadata sector (64 checksummed bytes) still opens, with no recovery facts.
     #[test]
     fn metadata_version_1_decodes() {

@@ -108,6 +108,23 @@ fn damage_to_the_last_block_after_a_clean_close_is_corruption() {
     assert_eq!(log.recovery_report().lsn_lost, Some(40));
 }
 
+/// After a clean close, damage before the clean end: the walk ends early in the segment where
+/// the log was closed, so the clean end does not spare the scan after it, and the report
+/// counts the valid blocks it dropped (records 6 to 39, one block each, and the close's
+/// attestation block).
+#[test]
+fn damage_before_the_clean_end_reports_the_blocks_dropped() {
+    let config = config_small();
+    let mut storage = log_flushed(&config);
+    storage.corrupt(0, 5 * 4096 + 129, 0x01);
+    let log = open(&config, RecoveryMode::PointInTime, storage).unwrap();
+    let report = *log.recovery_report();
+    assert_eq!((report.lsn_next, report.lsn_lost), (5, Some(40)));
+    let dropped = report.discarded;
+    assert_eq!((dropped.lsn_first, dropped.lsn_end), (6, 40), "{report:?}");
+    assert!(dropped.block_count >= 34, "{report:?}");
+}
+
 /// After a crash with the last flush's block unattested (no close, no idle attestation, no
 /// block written after it), damage to that block cannot be told from a torn write: the one
 /// ambiguity left (`docs/recovery.md`, "Known limits").

@@ -831,7 +831,7 @@ mod tests {
 
     #[test]
     fn metadata_round_trip_and_faults() {
-        let metadata = Metadata {
+        let mut metadata = Metadata {
             epoch_max: 7,
             window_size_bytes: 4 << 20,
             lsn_checkpoint: 1234,
@@ -845,8 +845,14 @@ mod tests {
                 segment: 500,
                 checksum: 0xFEED_F00D,
             }),
+            loss: Some(Loss {
+                lsn_next: 1200,
+                lsn_lost: 1234,
+            }),
+            vote_size_bytes: 2,
             ..Metadata::new(4096, 65536, 1 << 26)
         };
+        metadata.vote[..2].copy_from_slice(b"v7");
         let mut bytes = vec![0u8; 4096];
         metadata.encode(&mut bytes);
         assert_eq!(Metadata::decode(&bytes), Ok(metadata));

@@ -129,6 +129,20 @@ fn every_byte_change_after_an_idle_attestation_is_harmless_or_reported() {
     assert!(reported > 0, "no change was reported as damage");
 }
 
+/// The idle attestation waits until every record is durable: a record appended and not yet
+/// flushed holds it back, and the tick neither attests nor flushes it.
+#[test]
+fn a_record_waiting_for_a_flush_holds_the_idle_attestation_back() {
+    let mut log = log_written();
+    let (durable, attested) = (log.durable_lsn(), log.attested_lsn());
+    assert!(attested < durable);
+    log.append(b"waiting").unwrap();
+    let now = ballast_log::storage::Clock::now_ns(log.storage());
+    log.storage().set_now_ns(now + ATTEST_IDLE_NS);
+    log.tick().unwrap();
+    assert_eq!((log.durable_lsn(), log.attested_lsn()), (durable, attested));
+}
+
 /// Without the attestation, the same log shows the one ambiguity left: damage to the last
 /// flush reads as a torn tail (this test keeps `Known limits` in `docs/recovery.md` honest).
 #[test]

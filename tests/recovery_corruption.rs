@@ -125,6 +125,66 @@ fn damage_before_the_clean_end_reports_the_blocks_dropped() {
     assert!(dropped.block_count >= 34, "{report:?}");
 }
 
+/// A loss that a point-in-time recovery settled is reported by every open until records are
+/// written after it: again after a clean close with nothing appended, no more once records
+/// were flushed past it.
+#[test]
+fn a_settled_loss_is_reported_until_records_are_written_after_it() {
+    let config = config_small();
+    let mut storage = log_flushed(&config);
+    storage.corrupt(0, 5 * 4096 + 129, 0x01);
+    let log = open(&config, RecoveryMode::PointInTime, storage).unwrap();
+    assert_eq!(log.recovery_report().lsn_lost, Some(40));
+    let log = open(&config, RecoveryMode::PointInTime, log.close().unwrap()).unwrap();
+    let report = *log.recovery_report();
+    assert_eq!((report.lsn_next, report.lsn_lost), (5, Some(40)), "again");
+    let mut log = open(&config, RecoveryMode::Strict, log.close().unwrap()).unwrap();
+    log.append(b"after the loss").unwrap();
+    log.flush().unwrap();
+    let log = open(&config, RecoveryMode::Strict, log.close().unwrap()).unwrap();
+    assert_eq!(
+        log.recovery_report().lsn_lost,
+        None,
+        "records were written after it"
+    );
+}
+
+/// An attestation when the last block fills its segment: no block fits after it, so the
+/// metadata's checkpoint attests the last flush, and damage to it is corruption.
+#[test]
+fn an_attestation_with_no_room_left_goes_to_the_metadata() {
+    let config = Config {
+        sector_size_bytes: 512,
+        block_size_bytes: 1024,
+        segment_size_bytes: 4096,
+        write_buffer_size_bytes: 1024,
+        write_buffer_count: 2,
+        record_size_bytes_max: 300,
+        segment_count_max: 16,
+        read_buffer_size_bytes: 1024,
+        attest_idle_ns: None,
+        ..Config::default()
+    };
+    let mut log = common::log_new(&config);
+    for index in 0..8u8 {
+        log.append(&[index; 100]).unwrap();
+        log.flush().unwrap();
+    }
+    assert_eq!(log.attested_lsn(), 7);
+    log.attest().unwrap();
+    assert_eq!(log.attested_lsn(), 8);
+    let mut storage = log.into_storage();
+    assert_eq!(storage.segment_ids().collect::<Vec<_>>(), [0]);
+    storage.corrupt(0, 7 * 512 + 200, 0x10);
+    match open(&config, RecoveryMode::Strict, storage) {
+        Err(Error::Corruption { offset_bytes, .. }) => assert_eq!(offset_bytes, 7 * 512),
+        other => panic!(
+            "expected corruption, got {:?}",
+            other.map(|log| *log.recovery_report())
+        ),
+    }
+}
+
 /// After a crash with the last flush's block unattested (no close, no idle attestation, no
 /// block written after it), damage to that block cannot be told from a torn write: the one
 /// ambiguity left (`docs/recovery.md`, "Known limits").

@@ -147,4 +147,10 @@ fn a_format_1_log_has_no_window() {
     let log = open(RecoveryMode::Strict, storage).unwrap();
     let report = *log.recovery_report();
     assert_eq!((report.end, report.lsn_next), (Verdict::TornTail, 5));
+    // The open wrote the metadata in the current format, with the window it keeps.
+    let mut storage = log.close().unwrap();
+    storage.metadata_read(&mut metadata).unwrap();
+    let upgraded = ballast_log::format::Metadata::decode(&metadata).unwrap();
+    assert_eq!(upgraded.format_version, ballast_log::format::FORMAT_VERSION);
+    assert_eq!(upgraded.window_size_bytes, WINDOW);
 }

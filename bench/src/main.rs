@@ -39,8 +39,9 @@ struct Args {
     /// Random reads by LSN in each pass (cold, then warm).
     #[arg(long, value_name = "N")]
     random_reads: Option<u64>,
-    /// Which workloads to run, comma-separated: bulk, durable, read, memory (peak RSS at two
-    /// log sizes). Default: all of them.
+    /// Which workloads to run, comma-separated: bulk, durable, read, tail (16 producers with
+    /// tail readers, and a replica catching up), memory (peak RSS at two log sizes). Default:
+    /// all of them.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_enum)]
     workloads: Vec<Workload>,
     /// Print the results as JSON instead of tables.
@@ -56,8 +57,22 @@ enum Workload {
     Bulk,
     Durable,
     Read,
+    Tail,
     Memory,
 }
+
+/// The tail workload's systems: Ballast with this many tail readers, and a replica that
+/// starts `TAIL_BEHIND_BYTES` behind the producers.
+const SYSTEMS_TAIL: [&str; 4] = [
+    "no readers",
+    "1 tail reader",
+    "16 tail readers",
+    "1 replica from lsn 0",
+];
+const TAIL_PRODUCERS: u64 = 16;
+/// How far behind the replica starts, in payload bytes (1 KiB records).
+const TAIL_BEHIND_BYTES: u64 = 64 << 20;
+const TAIL_BEHIND_BYTES_QUICK: u64 = 8 << 20;
 
 const SYSTEMS_BULK: [&str; 6] = [
     "raw O_DIRECT QD1",
@@ -189,6 +204,25 @@ fn child(spec: &str) -> Res<Value> {
                 "warm": {"records": reads, "bytes": reads * record_size as u64, "ns": r.warm_ns,
                          "latency": latency_json(&r.warm)},
             })
+        }
+        "tail" => {
+            let readers = match system.as_str() {
+                "no readers" => 0,
+                "1 tail reader" | "1 replica from lsn 0" => 1,
+                "16 tail readers" => 16,
+                other => return Err(format!("unknown system {other}")),
+            };
+            let behind = match system.as_str() {
+                "1 replica from lsn 0" => number("behind_bytes"),
+                _ => 0,
+            };
+            let r = ballast_tail(&dir, (producers, ops, record_size), readers, behind, &pool)?;
+            let p = &r.producers;
+            let latency = p.latency.as_ref().map(latency_json).unwrap_or(Value::Null);
+            json!({"records": p.records, "bytes": p.bytes, "ns": p.ns, "latency": latency,
+                   "readers": {"records": r.reader_records,
+                               "bytes": r.reader_records * record_size as u64,
+                               "ns": r.reader_ns}})
         }
         other => return Err(format!("unknown workload {other}")),
     };
@@ -403,6 +437,21 @@ fn parent(args: &Args) -> Res<()> {
                          "reads": random_reads}),
         });
     }
+    if runs(Workload::Tail) {
+        let behind = if quick {
+            TAIL_BEHIND_BYTES_QUICK
+        } else {
+            TAIL_BEHIND_BYTES
+        };
+        cases.push(Case {
+            name: "tail".into(),
+            workload: "tail",
+            systems: SYSTEMS_TAIL.to_vec(),
+            spec: json!({"workload": "tail", "producers": TAIL_PRODUCERS,
+                         "ops": (durable_ops * 4 / TAIL_PRODUCERS).max(10), "record_size": 1024,
+                         "behind_bytes": behind}),
+        });
+    }
     // Memory: bulk 1 KiB at two log sizes, one repetition each.
     let memory_sizes = [bulk_bytes, bulk_bytes * 4];
     let memory_systems: Vec<&str> = SYSTEMS_BULK
@@ -508,6 +557,40 @@ fn parent(args: &Args) -> Res<()> {
                     .collect();
                 tables.push((title, "ceiling".into(), rows));
             }
+        } else if case.workload == "tail" {
+            let producers = case
+                .systems
+                .iter()
+                .zip(runs)
+                .map(|(system, runs)| (system.to_string(), summarise(runs)))
+                .collect();
+            tables.push((
+                "16 producers, durable 1 KiB appends, while readers follow: producers".into(),
+                "no readers".into(),
+                producers,
+            ));
+            let readers = case
+                .systems
+                .iter()
+                .zip(runs)
+                .filter(|(system, _)| **system != "no readers")
+                .map(|(system, runs)| {
+                    let parts: Vec<Value> = runs
+                        .iter()
+                        .map(|r| {
+                            let mut part = r["readers"].clone();
+                            part["peak_rss_bytes"] = r["peak_rss_bytes"].clone();
+                            part
+                        })
+                        .collect();
+                    (system.to_string(), summarise(&parts))
+                })
+                .collect();
+            tables.push((
+                "the same runs: records yielded by all readers together".into(),
+                "1 tail reader".into(),
+                readers,
+            ));
         } else {
             let rows = case
                 .systems
@@ -582,9 +665,15 @@ fn parent(args: &Args) -> Res<()> {
     println!(
         "Parameters: {repetitions} repetitions (median; systems interleaved), bulk {} MiB, \
          {durable_ops} durable appends (1 producer), read set {} MiB, {random_reads} random \
-         reads per pass. Load average {load_start} at start, {load_end} at end.",
+         reads per pass; tail: {TAIL_PRODUCERS} producers, the replica starts {} MiB behind. \
+         Load average {load_start} at start, {load_end} at end.",
         bulk_bytes >> 20,
         read_bytes >> 20,
+        if quick {
+            TAIL_BEHIND_BYTES_QUICK
+        } else {
+            TAIL_BEHIND_BYTES
+        } >> 20,
     );
     for (title, ceiling, rows) in &tables {
         println!();

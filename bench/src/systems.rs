@@ -534,6 +534,97 @@ pub fn ballast_read(
     Ok(result)
 }
 
+/// The tail workload: the producers' result, and the readers' records and time.
+pub struct TailResult {
+    pub producers: WriteResult,
+    /// Records every reader yielded, summed over readers.
+    pub reader_records: u64,
+    /// From the producers' start until the last reader had read the last record.
+    pub reader_ns: u64,
+}
+
+/// A hash of a record, summed (wrapping) over a set of records: equal sums for the records
+/// the producers appended and the records a reader yielded mean the same records, whatever
+/// the order the producers' appends interleaved in.
+fn record_hash(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01B3)
+    })
+}
+
+/// `producers` append `ops` records each with `Durability::Wait` (group commit) while
+/// `readers` `TailReader`s follow the log, each from `reader_lsn`, after `behind_bytes` of
+/// records were appended before the producers started (a replica catching up). Every reader
+/// must yield every record once, in LSN order, the same records the producers appended.
+pub fn ballast_tail(
+    dir: &Path,
+    (producers, ops, record_size): (u64, u64, usize),
+    readers: u64,
+    behind_bytes: u64,
+    pool: &[u8],
+) -> Res<TailResult> {
+    let mut log = ballast_open(dir)?;
+    let behind = behind_bytes / record_size as u64;
+    let mut expected_hash = 0u64;
+    for index in 0..behind {
+        let data = record(pool, u64::MAX - index, record_size);
+        expected_hash = expected_hash.wrapping_add(record_hash(data));
+        log.append(data).map_err(|error| error.to_string())?;
+    }
+    log.flush().map_err(|error| error.to_string())?;
+    for index in 0..producers * ops {
+        expected_hash = expected_hash.wrapping_add(record_hash(record(pool, index, record_size)));
+    }
+    let total = behind + producers * ops;
+    let shared = SharedLog::open(log, SharedOptions::default()).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let (producers_result, reader_ns) = std::thread::scope(|scope| -> Res<(WriteResult, u64)> {
+        let threads: Vec<_> = (0..readers)
+            .map(|_| {
+                let shared = &shared;
+                scope.spawn(move || -> Res<u64> {
+                    let mut reader = shared.reader(0).map_err(|e| e.to_string())?;
+                    let mut buffer = vec![0u8; record_size];
+                    let mut hash = 0u64;
+                    for lsn in 0..total {
+                        // A guard against a hang, not a measurement.
+                        let found = reader
+                            .next_wait(&mut buffer, Some(std::time::Duration::from_secs(120)))
+                            .map_err(|e| e.to_string())?;
+                        match found {
+                            Some((found, size)) if found == lsn && size == record_size => {
+                                hash = hash.wrapping_add(record_hash(&buffer[..size]));
+                            }
+                            other => return Err(format!("reader at {lsn}: {other:?}")),
+                        }
+                    }
+                    if hash != expected_hash {
+                        return Err("a reader yielded other records than were appended".into());
+                    }
+                    Ok(start.elapsed().as_nanos() as u64)
+                })
+            })
+            .collect();
+        let produced = producers_run(producers, ops, record_size, pool, |_, _, data, _| {
+            shared
+                .append(data, Durability::Wait)
+                .map(drop)
+                .map_err(|error| error.to_string())
+        });
+        let mut reader_ns = 0;
+        for thread in threads {
+            reader_ns = reader_ns.max(thread.join().expect("reader")?);
+        }
+        Ok((produced?, reader_ns))
+    })?;
+    shared.close().map_err(|error| error.to_string())?;
+    Ok(TailResult {
+        producers: producers_result,
+        reader_records: readers * total,
+        reader_ns,
+    })
+}
+
 // ---------------------------------------------------------------------------------------
 // okaywal: entries of chunks; `EntryWriter::commit` writes the entry's end marker, flushes
 // its 16 KiB buffer and calls `File::sync_data` (fdatasync), shared by concurrent committers.

@@ -123,6 +123,8 @@ fn reopening_after_a_crash_reads_the_tail() {
     let log = Log::open(config.clone(), storage).unwrap();
     assert_eq!(log.next_lsn(), 10);
     assert!(!log.recovery_report().clean_end);
+    // Every open attests what it recovered (the metadata's checkpoint).
+    assert_eq!(log.attested_lsn(), 10);
     // The first block holds the records; recovery reads every sector after it.
     assert!(
         log.storage().read_bytes >= config.segment_size_bytes - u64::from(config.block_size_bytes),

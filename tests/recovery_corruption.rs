@@ -185,6 +185,32 @@ fn an_attestation_with_no_room_left_goes_to_the_metadata() {
     }
 }
 
+/// A clean close's end stops counting once the log writes again: records written after a
+/// reopen, then damage to the first of them and a crash, is corruption (the later blocks
+/// attest it), not a clean end that spares the scan.
+#[test]
+fn a_clean_end_is_forgotten_once_the_log_writes_again() {
+    let config = config_small();
+    let storage = log_flushed(&config);
+    let mut log = open(&config, RecoveryMode::Strict, storage).unwrap();
+    let mut bytes = Vec::new();
+    for lsn in 40..45 {
+        record(SEED, lsn, 3000, &mut bytes);
+        log.append(&bytes).unwrap();
+        log.flush().unwrap();
+    }
+    let mut storage = log.into_storage();
+    // The close's attestation block took the sector after record 39's: record 40 is next.
+    storage.corrupt(0, 41 * 4096 + 129, 0x01);
+    match open(&config, RecoveryMode::Strict, storage) {
+        Err(Error::Corruption { offset_bytes, .. }) => assert_eq!(offset_bytes, 41 * 4096),
+        other => panic!(
+            "expected corruption, got {:?}",
+            other.map(|log| *log.recovery_report())
+        ),
+    }
+}
+
 /// After a crash with the last flush's block unattested (no close, no idle attestation, no
 /// block written after it), damage to that block cannot be told from a torn write: the one
 /// ambiguity left (`docs/recovery.md`, "Known limits").

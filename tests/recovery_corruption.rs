@@ -135,6 +135,15 @@ fn a_settled_loss_is_reported_until_records_are_written_after_it() {
     storage.corrupt(0, 5 * 4096 + 129, 0x01);
     let log = open(&config, RecoveryMode::PointInTime, storage).unwrap();
     assert_eq!(log.recovery_report().lsn_lost, Some(40));
+    // The loss is settled: a crash right after the open that settled it finds it final, and
+    // reported again, even in the strict mode.
+    let log = open(&config, RecoveryMode::Strict, log.into_storage()).unwrap();
+    let report = *log.recovery_report();
+    assert_eq!(
+        (report.lsn_next, report.lsn_lost),
+        (5, Some(40)),
+        "after a crash"
+    );
     let log = open(&config, RecoveryMode::PointInTime, log.close().unwrap()).unwrap();
     let report = *log.recovery_report();
     assert_eq!((report.lsn_next, report.lsn_lost), (5, Some(40)), "again");

@@ -10,10 +10,11 @@ use ballast_log::storage::{AlignedBuffer, Clock, Completion, MemStorage, Segment
 use ballast_log::Log;
 use std::io;
 
-/// A storage that counts the bytes read through it.
+/// A storage that counts the bytes read through it, and the metadata writes.
 struct Counting {
     inner: MemStorage,
     read_bytes: u64,
+    metadata_writes: u64,
 }
 
 impl Clock for Counting {
@@ -30,6 +31,7 @@ impl Storage for Counting {
         self.inner.metadata_read(buffer)
     }
     fn metadata_write(&mut self, buffer: &[u8]) -> io::Result<()> {
+        self.metadata_writes += 1;
         self.inner.metadata_write(buffer)
     }
     fn segment_list(&mut self) -> io::Result<Vec<SegmentId>> {
@@ -76,6 +78,7 @@ fn counting(config: &ballast_log::Config) -> Counting {
     Counting {
         inner: MemStorage::new(config.sector_size_bytes),
         read_bytes: 0,
+        metadata_writes: 0,
     }
 }
 
@@ -131,4 +134,18 @@ fn reopening_after_a_crash_reads_the_tail() {
         "reopening read {} bytes",
         log.storage().read_bytes
     );
+}
+
+/// Flushes write blocks, not the metadata: only the flush that makes a new log's first block
+/// durable records it there, once.
+#[test]
+fn flushes_write_the_metadata_once_for_the_first_block() {
+    let config = common::config_small();
+    let mut log = Log::open(config.clone(), counting(&config)).unwrap();
+    let formatted = log.storage().metadata_writes;
+    for index in 0..20u32 {
+        log.append(&index.to_le_bytes()).unwrap();
+        log.flush().unwrap();
+    }
+    assert_eq!(log.storage().metadata_writes, formatted + 1);
 }

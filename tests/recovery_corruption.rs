@@ -38,6 +38,33 @@ fn open(
     Log::open(config, storage)
 }
 
+/// The corruption a strict open reports: its segment, offset and kind; fails the test if the
+/// open reports anything else.
+#[track_caller]
+fn strict_corruption(config: &Config, storage: MemStorage) -> (u64, u64, CorruptionKind) {
+    match open(config, RecoveryMode::Strict, storage) {
+        Err(Error::Corruption {
+            segment,
+            offset_bytes,
+            kind,
+        }) => (segment, offset_bytes, kind),
+        other => panic!(
+            "expected corruption, got {:?}",
+            other.map(|log| *log.recovery_report())
+        ),
+    }
+}
+
+/// Sectors of 512 bytes and segments of eight: one-sector blocks fill a segment in eight
+/// flushes.
+fn config_sectors() -> Config {
+    Config {
+        record_size_bytes_max: 300,
+        attest_idle_ns: None,
+        ..common::config_tiny()
+    }
+}
+
 #[test]
 fn strict_reports_damaged_acknowledged_block_and_point_in_time_drops_it() {
     let config = config_small();
@@ -92,17 +119,10 @@ fn damage_to_the_last_block_after_a_clean_close_is_corruption() {
     let config = config_small();
     let mut storage = log_flushed(&config);
     storage.corrupt(0, 39 * 4096 + 300, 0x01);
-    match open(&config, RecoveryMode::Strict, storage.snapshot()) {
-        Err(Error::Corruption {
-            segment,
-            offset_bytes,
-            kind,
-        }) => assert_eq!(
-            (segment, offset_bytes, kind),
-            (0, 39 * 4096, CorruptionKind::BodyChecksum)
-        ),
-        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
-    }
+    assert_eq!(
+        strict_corruption(&config, storage.snapshot()),
+        (0, 39 * 4096, CorruptionKind::BodyChecksum)
+    );
     let log = open(&config, RecoveryMode::PointInTime, storage).unwrap();
     assert_eq!(log.next_lsn(), 39);
     assert_eq!(log.recovery_report().lsn_lost, Some(40));
@@ -162,18 +182,7 @@ fn a_settled_loss_is_reported_until_records_are_written_after_it() {
 /// metadata's checkpoint attests the last flush, and damage to it is corruption.
 #[test]
 fn an_attestation_with_no_room_left_goes_to_the_metadata() {
-    let config = Config {
-        sector_size_bytes: 512,
-        block_size_bytes: 1024,
-        segment_size_bytes: 4096,
-        write_buffer_size_bytes: 1024,
-        write_buffer_count: 2,
-        record_size_bytes_max: 300,
-        segment_count_max: 16,
-        read_buffer_size_bytes: 1024,
-        attest_idle_ns: None,
-        ..Config::default()
-    };
+    let config = config_sectors();
     let mut log = common::log_new(&config);
     for index in 0..8u8 {
         log.append(&[index; 100]).unwrap();
@@ -185,13 +194,7 @@ fn an_attestation_with_no_room_left_goes_to_the_metadata() {
     let mut storage = log.into_storage();
     assert_eq!(storage.segment_ids().collect::<Vec<_>>(), [0]);
     storage.corrupt(0, 7 * 512 + 200, 0x10);
-    match open(&config, RecoveryMode::Strict, storage) {
-        Err(Error::Corruption { offset_bytes, .. }) => assert_eq!(offset_bytes, 7 * 512),
-        other => panic!(
-            "expected corruption, got {:?}",
-            other.map(|log| *log.recovery_report())
-        ),
-    }
+    assert_eq!(strict_corruption(&config, storage).1, 7 * 512);
 }
 
 /// A clean close's end stops counting once the log writes again: records written after a
@@ -211,13 +214,7 @@ fn a_clean_end_is_forgotten_once_the_log_writes_again() {
     let mut storage = log.into_storage();
     // The close's attestation block took the sector after record 39's: record 40 is next.
     storage.corrupt(0, 41 * 4096 + 129, 0x01);
-    match open(&config, RecoveryMode::Strict, storage) {
-        Err(Error::Corruption { offset_bytes, .. }) => assert_eq!(offset_bytes, 41 * 4096),
-        other => panic!(
-            "expected corruption, got {:?}",
-            other.map(|log| *log.recovery_report())
-        ),
-    }
+    assert_eq!(strict_corruption(&config, storage).1, 41 * 4096);
 }
 
 /// After a crash with the last flush's block unattested (no close, no idle attestation, no
@@ -248,14 +245,8 @@ fn damage_in_an_earlier_segment_names_that_segment() {
     assert!(segments.len() >= 3, "{segments:?}");
     let mut damaged = storage.snapshot();
     damaged.corrupt(segments[1], 4096 + 150, 0xFF);
-    match open(&config, RecoveryMode::Strict, damaged) {
-        Err(Error::Corruption {
-            segment,
-            offset_bytes,
-            ..
-        }) => assert_eq!((segment, offset_bytes), (segments[1], 4096)),
-        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
-    }
+    let (segment, offset_bytes, _) = strict_corruption(&config, damaged);
+    assert_eq!((segment, offset_bytes), (segments[1], 4096));
 }
 
 /// A clean end (zeros after the last block) and a cut one (bytes after it) both end with
@@ -291,18 +282,7 @@ fn the_report_tells_a_clean_end_from_a_cut_one() {
 /// with the next segment empty, is corruption, not a torn tail.
 #[test]
 fn an_attestation_at_the_segment_limit_is_evidence() {
-    let config = Config {
-        sector_size_bytes: 512,
-        block_size_bytes: 1024,
-        segment_size_bytes: 4096,
-        write_buffer_size_bytes: 1024,
-        write_buffer_count: 2,
-        record_size_bytes_max: 300,
-        segment_count_max: 16,
-        read_buffer_size_bytes: 1024,
-        attest_idle_ns: None,
-        ..Config::default()
-    };
+    let config = config_sectors();
     let mut log = common::log_new(&config);
     // Seven one-sector blocks, one flush each, then the attestation in the eighth sector.
     for index in 0..7u8 {
@@ -332,20 +312,10 @@ fn an_attestation_at_the_segment_limit_is_evidence() {
         "the attestation"
     );
     storage.corrupt(0, 6 * 512 + 200, 0x10);
-    match open(&config, RecoveryMode::Strict, storage) {
-        Err(Error::Corruption {
-            segment,
-            offset_bytes,
-            kind,
-        }) => assert_eq!(
-            (segment, offset_bytes, kind),
-            (0, 6 * 512, CorruptionKind::BodyChecksum)
-        ),
-        other => panic!(
-            "expected corruption, got {:?}",
-            other.map(|log| *log.recovery_report())
-        ),
-    }
+    assert_eq!(
+        strict_corruption(&config, storage),
+        (0, 6 * 512, CorruptionKind::BodyChecksum)
+    );
 }
 
 /// A segment lost after a full one, with later segments attesting its records: the
@@ -360,15 +330,8 @@ fn a_lost_segment_names_the_segment_found_in_its_place() {
     assert!(segments.len() >= 3, "{segments:?}");
     let mut damaged = storage.snapshot();
     damaged.segment_remove(segments[1]).unwrap();
-    match open(&config, RecoveryMode::Strict, damaged) {
-        Err(Error::Corruption {
-            segment,
-            offset_bytes,
-            kind,
-        }) => assert_eq!(
-            (segment, offset_bytes, kind),
-            (segments[2], 0, CorruptionKind::Misplaced)
-        ),
-        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
-    }
+    assert_eq!(
+        strict_corruption(&config, damaged),
+        (segments[2], 0, CorruptionKind::Misplaced)
+    );
 }

@@ -3,8 +3,8 @@
 //! (the last flush of a closed log included), reports valid blocks after the end as a possible
 //! loss with its own exit status,
 //! `cat -f` follows a writer, `info` describes the log, and `demo --dir` crashes a real writer
-//! process and verifies, and `bench --producers` reports every case against both raw
-//! references.
+//! process and verifies, and `bench --producers --readers` reports every case against both raw
+//! references and the readers' run against the producers alone.
 #![cfg(all(feature = "cli", target_os = "linux"))]
 
 mod cli_common;
@@ -160,7 +160,16 @@ fn bench_producers_reports_every_case_against_both_references() {
     let dir = ScratchDir::new("cli-bench");
     let mut command = Command::new(env!("CARGO_BIN_EXE_ballast"));
     command
-        .args(["bench", "--producers", "3", "--samples", "100", "--dir"])
+        .args([
+            "bench",
+            "--producers",
+            "3",
+            "--readers",
+            "2",
+            "--samples",
+            "100",
+            "--dir",
+        ])
         .arg(dir.path())
         .env_remove("RUST_LOG");
     let output = wait_common::output(&mut command, b"", "ballast bench").expect("run ballast");
@@ -190,6 +199,14 @@ fn bench_producers_reports_every_case_against_both_references() {
             assert!(ratio.parse::<f64>().unwrap() > 0.0, "{stdout}");
         }
     }
+    // The readers' run: its rate against the producers alone, and every record read by each.
+    let cells = row("| 3 producer(s) while 2 tail reader(s) follow");
+    assert!(cells[2].parse::<f64>().unwrap() > 0.0, "{stdout}");
+    let reads = format!(
+        "every one saw every record once, in order ({} records",
+        2 * 3 * 96
+    );
+    assert!(stdout.contains(&reads), "{stdout}");
     assert!(stdout.contains("against fresh blocks"), "{stdout}");
     // The scratch files are gone: only the directory the test made is left.
     assert_eq!(

@@ -58,6 +58,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     producers: Option<u32>,
 
+    /// With `--producers`: also run the producers while this many `TailReader`s follow the
+    /// log from its start, each checking that it sees every record once, in order, and report
+    /// the producers' rate against the run without readers.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "producers", value_parser = clap::value_parser!(u32).range(0..=64))]
+    readers: u32,
+
     /// The log's fill-ahead (`DirectOptions::fill_ahead_size_bytes`): zeros kept written past
     /// its last write while it syncs often; 0 turns it off, to compare.
     #[arg(long = "fill-ahead-size-bytes", value_name = "BYTES", default_value_t = DirectOptions::default().fill_ahead_size_bytes)]
@@ -484,6 +490,8 @@ struct ProducersRun {
     elapsed_ns: u64,
     commits: u64,
     latency: Histogram<u64>,
+    /// Records the tail readers yielded, summed over readers.
+    reader_records: u64,
 }
 
 impl Default for ProducersRun {
@@ -493,6 +501,7 @@ impl Default for ProducersRun {
             elapsed_ns: 0,
             commits: 0,
             latency: histogram(),
+            reader_records: 0,
         }
     }
 }
@@ -503,6 +512,7 @@ impl ProducersRun {
         self.elapsed_ns += other.elapsed_ns;
         self.commits += other.commits;
         self.latency.add(&other.latency).expect("same bounds");
+        self.reader_records += other.reader_records;
     }
 }
 
@@ -521,6 +531,7 @@ fn producers_bench(
     let mut raw_written = histogram();
     let mut one = ProducersRun::default();
     let mut many = ProducersRun::default();
+    let mut read = ProducersRun::default();
     let segment_size_bytes = Config::default().segment_size_bytes;
     for round in 0..PRODUCER_ROUNDS {
         let samples = args.samples / PRODUCER_ROUNDS;
@@ -548,7 +559,7 @@ fn producers_bench(
         one.add(&producers_case(
             &name("producers-1"),
             args,
-            1,
+            (1, 0),
             samples,
             pool,
         )?);
@@ -556,10 +567,20 @@ fn producers_bench(
         many.add(&producers_case(
             &name("producers-n"),
             args,
-            producers,
+            (producers, 0),
             samples,
             pool,
         )?);
+        if args.readers > 0 {
+            settle(scratch);
+            read.add(&producers_case(
+                &name("producers-n-readers"),
+                args,
+                (producers, args.readers),
+                samples,
+                pool,
+            )?);
+        }
     }
     // Two references: fresh blocks, preallocated and never written, as the log's segments
     // are; and blocks written before, which skip the filesystem's work of marking them
@@ -598,6 +619,23 @@ fn producers_bench(
             met[index] &= ratio(reference) >= 0.8 && p99_us <= 3.0 * quantile_us(reference, 0.5);
         }
     }
+    if args.readers > 0 {
+        let rate = |run: &ProducersRun| run.records as f64 * 1e9 / run.elapsed_ns as f64;
+        println!(
+            "| {producers} producer(s) while {} tail reader(s) follow | {:.0} | {:.1} | x {:.2} of {producers} producer(s) alone | | {:.0} us | {:.0} us | {:.0} us |",
+            args.readers,
+            rate(&read),
+            read.records as f64 / read.commits.max(1) as f64,
+            rate(&read) / rate(&many),
+            quantile_us(&read.latency, 0.5),
+            quantile_us(&read.latency, 0.99),
+            quantile_us(&read.latency, 0.999)
+        );
+        println!(
+            "tail readers: every one saw every record once, in order ({} records read in all)",
+            read.reader_records
+        );
+    }
     println!();
     let verdict = |met: bool| if met { "met" } else { "NOT met" };
     println!(
@@ -610,11 +648,11 @@ fn producers_bench(
 }
 
 /// `producers` threads each append `records_each` 1 KiB records to one shared log, waiting
-/// for each to be durable.
+/// for each to be durable, while `readers` tail readers follow the log from its start.
 fn producers_case(
     dir: &Path,
     args: &BenchArgs,
-    producers: u32,
+    (producers, readers): (u32, u32),
     records_each: u32,
     pool: &[u8],
 ) -> Result<ProducersRun, String> {
@@ -625,8 +663,15 @@ fn producers_case(
     let log = Log::open(config, storage).map_err(|error| error.to_string())?;
     let shared =
         SharedLog::open(log, SharedOptions::default()).map_err(|error| error.to_string())?;
+    let records = u64::from(producers) * u64::from(records_each);
     let start = Instant::now();
-    let histograms = std::thread::scope(|scope| {
+    let (histograms, reader_records) = std::thread::scope(|scope| {
+        let followers: Vec<_> = (0..readers)
+            .map(|_| {
+                let shared = &shared;
+                scope.spawn(move || tail_follow(shared, records))
+            })
+            .collect();
         let workers: Vec<_> = (0..producers)
             .map(|producer| {
                 let shared = &shared;
@@ -648,10 +693,19 @@ fn producers_case(
                 })
             })
             .collect();
-        workers
+        let histograms = workers
             .into_iter()
             .map(|worker| worker.join().expect("producer thread"))
-            .collect::<Result<Vec<_>, String>>()
+            .collect::<Result<Vec<_>, String>>();
+        if histograms.is_err() {
+            // The readers would wait for records that never come: a shut-down log ends them.
+            let _ = shared.shutdown();
+        }
+        let mut reader_records = 0;
+        for follower in followers {
+            reader_records += follower.join().expect("reader thread")?;
+        }
+        Ok::<_, String>((histograms?, reader_records))
     })?;
     let elapsed_ns = start.elapsed().as_nanos() as u64;
     let mut latency = histogram();
@@ -659,15 +713,31 @@ fn producers_case(
         latency.add(histogram).expect("same bounds");
     }
     let run = ProducersRun {
-        records: u64::from(producers) * u64::from(records_each),
+        records,
         elapsed_ns,
         commits: shared.commits_durable(),
         latency,
+        reader_records,
     };
     assert_eq!(shared.durable_lsn(), run.records);
     shared.close().map_err(|error| error.to_string())?;
     let _ = std::fs::remove_dir_all(dir);
     Ok(run)
+}
+
+/// Follows the log from its start until `records` records were read, each the next LSN and
+/// of the producers' size; returns how many it read.
+fn tail_follow(shared: &SharedLog<DirectStorage>, records: u64) -> Result<u64, String> {
+    let mut reader = shared.reader(0).map_err(|error| error.to_string())?;
+    let mut buffer = vec![0u8; PRODUCER_RECORD_SIZE_BYTES];
+    for lsn in 0..records {
+        // `None` would be a timeout: there is none, the producers' appends end the wait.
+        match reader.next_wait(&mut buffer, None) {
+            Ok(Some((found, size))) if found == lsn && size == PRODUCER_RECORD_SIZE_BYTES => {}
+            other => return Err(format!("tail reader at lsn {lsn}: {other:?}")),
+        }
+    }
+    Ok(records)
 }
 
 /// Latencies of `samples` raw 4 KiB `O_DIRECT` writes, each followed by `fdatasync`, at

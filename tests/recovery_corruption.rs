@@ -17,15 +17,29 @@ fn log_flushed(config: &Config) -> MemStorage {
 
 /// The same 40 records, flushed, and the log left open, as a crash leaves it.
 fn log_flushed_open(config: &Config) -> Log<MemStorage> {
-    let size_max = 3000;
     let mut log = common::log_new(config);
+    append_flushed(&mut log, 0..40);
+    log
+}
+
+/// Appends the test's records at `lsns` (up to 3000 bytes: one 4 KiB block each with
+/// `config_small`), one flush each.
+fn append_flushed(log: &mut Log<MemStorage>, lsns: std::ops::Range<u64>) {
     let mut bytes = Vec::new();
-    for lsn in 0..40 {
-        record(SEED, lsn, size_max, &mut bytes);
-        log.append(&bytes).unwrap();
+    for lsn in lsns {
+        record(SEED, lsn, 3000, &mut bytes);
+        assert_eq!(log.append(&bytes).unwrap(), lsn);
         log.flush().unwrap();
     }
-    log
+}
+
+/// Appends `count` records of 100 bytes, one flush each: one-sector blocks with
+/// `config_sectors`.
+fn append_sectors(log: &mut Log<MemStorage>, count: u8) {
+    for index in 0..count {
+        log.append(&[index; 100]).unwrap();
+        log.flush().unwrap();
+    }
 }
 
 fn open(
@@ -184,10 +198,7 @@ fn a_settled_loss_is_reported_until_records_are_written_after_it() {
 fn an_attestation_with_no_room_left_goes_to_the_metadata() {
     let config = config_sectors();
     let mut log = common::log_new(&config);
-    for index in 0..8u8 {
-        log.append(&[index; 100]).unwrap();
-        log.flush().unwrap();
-    }
+    append_sectors(&mut log, 8);
     assert_eq!(log.attested_lsn(), 7);
     log.attest().unwrap();
     assert_eq!(log.attested_lsn(), 8);
@@ -205,12 +216,7 @@ fn a_clean_end_is_forgotten_once_the_log_writes_again() {
     let config = config_small();
     let storage = log_flushed(&config);
     let mut log = open(&config, RecoveryMode::Strict, storage).unwrap();
-    let mut bytes = Vec::new();
-    for lsn in 40..45 {
-        record(SEED, lsn, 3000, &mut bytes);
-        log.append(&bytes).unwrap();
-        log.flush().unwrap();
-    }
+    append_flushed(&mut log, 40..45);
     let mut storage = log.into_storage();
     // The close's attestation block took the sector after record 39's: record 40 is next.
     storage.corrupt(0, 41 * 4096 + 129, 0x01);
@@ -285,10 +291,7 @@ fn an_attestation_at_the_segment_limit_is_evidence() {
     let config = config_sectors();
     let mut log = common::log_new(&config);
     // Seven one-sector blocks, one flush each, then the attestation in the eighth sector.
-    for index in 0..7u8 {
-        log.append(&[index; 100]).unwrap();
-        log.flush().unwrap();
-    }
+    append_sectors(&mut log, 7);
     assert_eq!(
         log.attested_lsn(),
         6,

@@ -587,9 +587,10 @@ pub fn ballast_tail(
                     let mut buffer = vec![0u8; record_size];
                     let mut hash = 0u64;
                     for lsn in 0..total {
-                        // A guard against a hang, not a measurement.
+                        // No timeout: the producers' appends end every wait, and if they fail
+                        // the log is shut down, which ends it too.
                         let found = reader
-                            .next_wait(&mut buffer, Some(std::time::Duration::from_secs(120)))
+                            .next_wait(&mut buffer, None)
                             .map_err(|e| e.to_string())?;
                         match found {
                             Some((found, size)) if found == lsn && size == record_size => {
@@ -611,6 +612,9 @@ pub fn ballast_tail(
                 .map(drop)
                 .map_err(|error| error.to_string())
         });
+        if produced.is_err() {
+            let _ = shared.shutdown();
+        }
         let mut reader_ns = 0;
         for thread in threads {
             reader_ns = reader_ns.max(thread.join().expect("reader")?);

@@ -155,14 +155,19 @@ fn demo_config(args: &DemoArgs) -> Result<Config, String> {
     Ok(config)
 }
 
-/// Names the command-line flag behind a refused `Config` field.
-fn config_error_explain(error: ConfigError) -> String {
-    let flag = match error.field {
+/// The command-line flags behind a refused `Config` field, as `demo` and `append` name them
+/// (both derive the write buffer from the segment size).
+pub fn config_flag_hint(error: &ConfigError) -> &'static str {
+    match error.field {
         "segment_size_bytes" | "write_buffer_size_bytes" => " (see --segment-size-bytes)",
         "record_size_bytes_max" => " (see --record-size-max and --segment-size-bytes)",
         "segment_count_max" => " (see --segment-count-max)",
         _ => "",
-    };
+    }
+}
+
+fn config_error_explain(error: ConfigError) -> String {
+    let flag = config_flag_hint(&error);
     format!("the demo's settings do not make a valid log: {error}{flag}")
 }
 

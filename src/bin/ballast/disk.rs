@@ -187,12 +187,9 @@ fn config_make(
         ..Config::default()
     };
     config.validate().map_err(|error| {
-        // Only `append` sets these two; a log opened for reading takes them from its metadata.
-        let flag = match error.field {
-            "record_size_bytes_max" => " (see --record-size-max and --segment-size-bytes)",
-            "segment_size_bytes" => " (see --segment-size-bytes)",
-            _ => "",
-        };
+        // Only `append` takes these flags; a log opened for reading takes its sizes from the
+        // metadata.
+        let flag = crate::demo::config_flag_hint(&error);
         format!("these settings do not make a valid log: {error}{flag}")
     })?;
     Ok(config)

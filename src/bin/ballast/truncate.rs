@@ -63,14 +63,15 @@ fn prefix(log: &mut Log<impl ballast_log::storage::Storage>, lsn: Lsn) -> Result
         .map_err(|error| format!("dropping segments before lsn {lsn}: {error}"))?;
     let dropped = segment_count - log.segment_count();
     let held = log.first_lsn();
+    let segments = if dropped == 1 { "segment" } else { "segments" };
     match dropped {
         0 => println!(
             "nothing dropped: lsn {lsn} lies in the first segment the log holds, and segments \
              are dropped whole; the log holds lsn {held}..{lsn_next}"
         ),
-        1 => println!("dropped 1 segment (lsn {lsn_first}..{held}); the log holds lsn {held}..{lsn_next}"),
         _ => println!(
-            "dropped {dropped} segments (lsn {lsn_first}..{held}); the log holds lsn {held}..{lsn_next}"
+            "dropped {dropped} {segments} (lsn {lsn_first}..{held}); the log holds lsn \
+             {held}..{lsn_next}"
         ),
     }
     Ok(())

@@ -97,6 +97,7 @@ mod segments;
 mod shared;
 pub mod staging;
 pub mod storage;
+pub mod tail;
 
 pub use crate::config::{Config, ConfigError, RecoveryMode};
 pub use crate::error::{CorruptionKind, Error, IoCause, IoOperation, Result};

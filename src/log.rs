@@ -96,6 +96,15 @@ impl Cursor {
     pub fn lsn_next(&self) -> Lsn {
         self.lsn_next
     }
+
+    /// A cursor at `lsn` that knows no position yet: its next call finds the record through
+    /// the index. (A reader that read the records before from elsewhere, the tail cache.)
+    pub(crate) fn at(lsn: Lsn) -> Cursor {
+        Cursor {
+            lsn_next: lsn,
+            position: None,
+        }
+    }
 }
 
 /// A record yielded by a cursor; `data` borrows the log's buffers until the next call.
@@ -430,6 +439,12 @@ impl<S: Storage> Log<S> {
     /// Returns the storage without flushing: what a crash of the process leaves behind.
     pub fn into_storage(self) -> S {
         self.storage
+    }
+
+    /// Whether an IO failure stopped the log (fail-stop): every call since returns
+    /// [`Error::Failed`], reads included.
+    pub fn is_failed(&self) -> bool {
+        self.failed.is_some()
     }
 
     fn writable(&self) -> Result<()> {

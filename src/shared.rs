@@ -13,8 +13,9 @@ use crate::error::{Error, Result};
 use crate::log::{Cursor, Log};
 use crate::staging::{self, Batch, SharedOptions, Staged, Staging};
 use crate::storage::Storage;
+use crate::tail::{TailCache, TailRead};
 use crate::Lsn;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -74,6 +75,9 @@ struct State {
     /// The idle committer sleeps with a timeout (it will attest or flush by itself); else it
     /// sleeps until woken.
     committer_timed: bool,
+    /// The last commit raised the durable watermark and left waking the tail readers to the
+    /// next commit's start, which follows at once.
+    readers_pending: bool,
 }
 
 impl State {
@@ -127,6 +131,16 @@ impl State {
 struct Inner<S: Storage> {
     state: Mutex<State>,
     log: Mutex<Option<Log<S>>>,
+    /// The newest records, for readers: the committer appends each group before its write and
+    /// follows the log's watermarks under the log's lock; readers copy from it under a read
+    /// lock, never waiting for IO. Lock order: `state`, then `log`, then `tail`.
+    /// Its durable watermark is raised with `State::lsn_durable`, under the state's lock, so
+    /// that a reader never yields a record [`SharedLog::durable_lsn`] does not call durable.
+    tail: RwLock<TailCache>,
+    /// Tail readers that found nothing durable to read sleep on `readers_wake` under this
+    /// lock, apart from producers, so that their waits never contend for `state`.
+    readers: Mutex<ReaderWait>,
+    readers_wake: Condvar,
     /// The committer waits here for work.
     work: Condvar,
     /// Producers wait here for room in the staging area.
@@ -140,10 +154,42 @@ struct Inner<S: Storage> {
     attest_idle: Option<Duration>,
 }
 
+/// What sleeping tail readers share.
+#[derive(Default)]
+struct ReaderWait {
+    sleepers: u32,
+    /// The committer stopped or exited: readers at the durable end learn why from `state`.
+    ended: bool,
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .expect("a thread panicked while holding a shared log lock")
+}
+
+fn tail_write<S: Storage>(inner: &Inner<S>) -> std::sync::RwLockWriteGuard<'_, TailCache> {
+    inner
+        .tail
+        .write()
+        .expect("a thread panicked while holding the tail cache")
+}
+
+fn tail_read<S: Storage>(inner: &Inner<S>) -> std::sync::RwLockReadGuard<'_, TailCache> {
+    inner
+        .tail
+        .read()
+        .expect("a thread panicked while holding the tail cache")
+}
+
+/// Makes the tail cache follow the log after `work` changed it (under the log's lock).
+fn tail_follow<S: Storage>(inner: &Inner<S>, log: &Log<S>) {
+    let mut tail = tail_write(inner);
+    tail.follow(log.first_lsn(), log.next_lsn());
+    if log.is_failed() {
+        // Fail-stop holds for readers too: they read the log, which reports the failure.
+        tail.stop();
+    }
 }
 
 /// A [`Log`] shared by many threads: producers append with group commit, readers follow the
@@ -201,12 +247,21 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
             attest_pending: log.attested_lsn() < log.durable_lsn(),
             spare_sleepers: 0,
             committer_timed: false,
+            readers_pending: false,
             truncations: 0,
         };
         let inner = Arc::new(Inner {
             flush_timeout: log.config().flush_timeout_ns.map(Duration::from_nanos),
             attest_idle: log.config().attest_idle_ns.map(Duration::from_nanos),
             state: Mutex::new(state),
+            tail: RwLock::new(TailCache::new(
+                options.tail_cache_size_bytes,
+                options.tail_cache_record_count_max,
+                log.next_lsn(),
+                log.durable_lsn(),
+            )),
+            readers: Mutex::new(ReaderWait::default()),
+            readers_wake: Condvar::new(),
             log: Mutex::new(Some(log)),
             work: Condvar::new(),
             space: Condvar::new(),
@@ -295,6 +350,12 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
         lock(&self.inner.state).commits_durable
     }
 
+    /// Reads the tail cache served, and reads that missed it and went to the log, since the
+    /// shared log opened: `hits / (hits + misses)` is its hit ratio.
+    pub fn tail_cache_hits_and_misses(&self) -> (u64, u64) {
+        tail_read(&self.inner).hits_and_misses()
+    }
+
     /// The LSN the next staged record gets.
     pub fn next_lsn(&self) -> Lsn {
         lock(&self.inner.state).staging.lsn_next()
@@ -303,6 +364,12 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
     /// Reads record `lsn` into `buffer`, durable or not, once its group has been appended
     /// (a record still staged is [`Error::LsnOutOfRange`]). Returns its size.
     pub fn read(&self, lsn: Lsn, buffer: &mut [u8]) -> Result<usize> {
+        match tail_read(&self.inner).read(lsn, buffer) {
+            TailRead::Hit(size) => return Ok(size),
+            TailRead::TooSmall(size) => return Err(Error::BufferTooSmall { size_bytes: size }),
+            // Appended records are readable before they are durable: the log has them.
+            TailRead::NotYet | TailRead::Miss => {}
+        }
         let mut log = lock(&self.inner.log);
         log.as_mut().ok_or(Error::Closed)?.read(lsn, buffer)
     }
@@ -321,7 +388,11 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
         let log = log.as_mut().ok_or(Error::Closed)?;
         // Records staged and not yet appended are not in the log: they are no segment's.
         let lsn = lsn.min(log.next_lsn());
-        log.truncate_prefix(lsn)
+        let result = log.truncate_prefix(lsn);
+        // A commit may run beside it, its group already in the ring and not yet in the log:
+        // only the first LSN moves.
+        tail_write(&self.inner).first_set(log.first_lsn());
+        result
     }
 
     /// Drops every record at or after `lsn`; the next append gets `lsn`
@@ -375,6 +446,7 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
         let mut log = lock(&inner.log);
         let log = log.as_mut().ok_or(Error::Closed)?;
         let result = work(log);
+        tail_follow(inner, log);
         if let Err(error) = &result {
             if !matches!(error, Error::LsnOutOfRange { .. } | Error::LogFull { .. }) {
                 tracing::error!(%error, "truncation failed: the shared log stops");
@@ -387,6 +459,7 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
         assert_eq!(log.durable_lsn(), log.next_lsn(), "a truncation flushes");
         state.staging.restart_at(log.next_lsn());
         state.lsn_durable = log.durable_lsn();
+        tail_write(inner).durable_set(state.lsn_durable);
         state.lsn_appended = log.next_lsn();
         state.attest_pending = log.attested_lsn() < log.durable_lsn();
         // Every waiter's records were made durable before the end moved: all are answered,
@@ -396,6 +469,7 @@ impl<S: Storage + Send + 'static> SharedLog<S> {
             state.lsn_end_min[queue] = Lsn::MAX;
             inner.durable[queue].notify_all();
         }
+        readers_notify(inner, false);
         Ok(())
     }
 
@@ -550,6 +624,19 @@ fn durable_notify<S: Storage>(inner: &Inner<S>, state: &mut State) {
             inner.durable[queue].notify_all();
         }
     }
+    if all {
+        readers_notify(inner, true);
+    }
+}
+
+/// Wakes the tail readers sleeping at the durable end, if any; `ended` once the committer
+/// stopped or exited, so that they ask `state` why.
+fn readers_notify<S: Storage>(inner: &Inner<S>, ended: bool) {
+    let mut wait = lock(&inner.readers);
+    wait.ended |= ended;
+    if wait.sleepers > 0 {
+        inner.readers_wake.notify_all();
+    }
 }
 
 /// Wakes a truncation waiting for the spare batch, if any.
@@ -573,6 +660,7 @@ fn commit_run<'a, S: Storage>(
     mut state: MutexGuard<'a, State>,
 ) -> MutexGuard<'a, State> {
     let mut batch = state.spare.take().expect("one commit at a time");
+    let readers_due = std::mem::take(&mut state.readers_pending);
     state.staging.take(&mut batch);
     state.commits_taken += 1;
     // Shutdown drains: everything appended becomes durable.
@@ -588,6 +676,12 @@ fn commit_run<'a, S: Storage>(
         inner,
         finished: false,
     };
+    // Before the write: readers see the group once `commit_publish` raises the ring's durable
+    // watermark with the shared one, after the sync.
+    tail_write(inner).append_batch(&batch);
+    if readers_due {
+        readers_notify(inner, false);
+    }
     let (result, durable, appended, attest_pending) = committer_log(inner, |log| {
         let result = staging::commit(log, &mut batch, lsn_wanted);
         let pending = log.attested_lsn() < log.durable_lsn();
@@ -633,10 +727,12 @@ fn attest_run<'a, S: Storage>(
 /// Runs `work` on the log, which stays open while the committer runs.
 fn committer_log<S: Storage, R>(inner: &Inner<S>, work: impl FnOnce(&mut Log<S>) -> R) -> R {
     let mut log = lock(&inner.log);
-    work(
-        log.as_mut()
-            .expect("the log stays while the committer runs"),
-    )
+    let log = log
+        .as_mut()
+        .expect("the log stays while the committer runs");
+    let result = work(log);
+    tail_follow(inner, log);
+    result
 }
 
 /// Publishes a commit's outcome, returns its batch, and wakes whom it concerns.
@@ -661,6 +757,7 @@ fn commit_publish<S: Storage>(
         state.commits_durable += 1;
     }
     state.lsn_durable = durable;
+    tail_write(inner).durable_set(durable);
     state.lsn_appended = appended;
     if let Err(error) = result {
         tracing::error!(%error, "commit failed: the shared log stops");
@@ -668,6 +765,13 @@ fn commit_publish<S: Storage>(
     }
     durable_notify(inner, &mut state);
     space_notify(inner, &state);
+    // Readers copy from memory and can wait a moment: when another commit follows at once,
+    // its start wakes them (its write and sync then run beside them), rather than this one
+    // waking them between its sync and the producers it answers.
+    match state.work_due() && state.stopped.is_none() {
+        true => state.readers_pending = true,
+        false => readers_notify(inner, false),
+    }
     // A producer that ran this commit hands what was staged meanwhile to the committer.
     if state.work_due() || state.stopped.is_some() {
         committer_wake(inner, &mut state);
@@ -779,6 +883,16 @@ impl<S: Storage + Send + 'static> TailReader<'_, S> {
     /// at the durable end ("nothing yet"). A buffer too small is [`Error::BufferTooSmall`] and
     /// the reader stays where it was.
     pub fn next(&mut self, buffer: &mut [u8]) -> Result<Option<(Lsn, usize)>> {
+        let lsn = self.cursor.lsn_next();
+        match tail_read(&self.shared.inner).read(lsn, buffer) {
+            TailRead::Hit(size) => {
+                self.cursor = Cursor::at(lsn + 1);
+                return Ok(Some((lsn, size)));
+            }
+            TailRead::TooSmall(size) => return Err(Error::BufferTooSmall { size_bytes: size }),
+            TailRead::NotYet => return Ok(None),
+            TailRead::Miss => {}
+        }
         if self.cursor.lsn_next() >= self.lsn_durable {
             self.lsn_durable = lock(&self.shared.inner.state).lsn_durable;
             if self.cursor.lsn_next() >= self.lsn_durable {
@@ -823,8 +937,47 @@ impl<S: Storage + Send + 'static> TailReader<'_, S> {
         }
     }
 
-    /// Waits until the durable watermark passes the reader; `false` at the deadline.
+    /// Waits until the durable watermark passes the reader; `false` at the deadline. Sleeps
+    /// apart from producers, on the tail cache's watermark (which rises with the shared one);
+    /// once the committer stopped or exited, asks `state` why.
     fn durable_wait(&self, deadline: Option<Instant>) -> Result<bool> {
+        let inner = &*self.shared.inner;
+        let lsn = self.cursor.lsn_next();
+        let mut wait = lock(&inner.readers);
+        loop {
+            if tail_read(inner).durable_passes(lsn) {
+                return Ok(true);
+            }
+            if wait.ended {
+                drop(wait);
+                return self.durable_wait_state(deadline);
+            }
+            wait.sleepers += 1;
+            let timed_out = match deadline {
+                None => {
+                    wait = inner.readers_wake.wait(wait).expect("readers lock");
+                    false
+                }
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let (guard, waited) = inner
+                        .readers_wake
+                        .wait_timeout(wait, left)
+                        .expect("readers lock");
+                    wait = guard;
+                    waited.timed_out()
+                }
+            };
+            wait.sleepers -= 1;
+            if timed_out {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Waits on `state` until the durable watermark passes the reader, or reports why it
+    /// never will.
+    fn durable_wait_state(&self, deadline: Option<Instant>) -> Result<bool> {
         let inner = &*self.shared.inner;
         let lsn_end = self.cursor.lsn_next() + 1;
         let mut state = lock(&inner.state);

@@ -31,6 +31,12 @@ pub struct SharedOptions {
     pub staging_size_bytes: u32,
     /// Records one batch holds.
     pub staging_record_count_max: u32,
+    /// Bytes of the tail cache: the newest records, which readers following the durable end
+    /// copy from memory without waiting for the writer's IO (`docs/readers.md`). 0 disables
+    /// it (with `tail_cache_record_count_max` 0): readers then read the log.
+    pub tail_cache_size_bytes: u32,
+    /// Records the tail cache holds (16 bytes each); the oldest are evicted first.
+    pub tail_cache_record_count_max: u32,
 }
 
 impl Default for SharedOptions {
@@ -38,6 +44,8 @@ impl Default for SharedOptions {
         SharedOptions {
             staging_size_bytes: 4 << 20,
             staging_record_count_max: 16 * 1024,
+            tail_cache_size_bytes: 8 << 20,
+            tail_cache_record_count_max: 64 * 1024,
         }
     }
 }
@@ -63,6 +71,21 @@ impl SharedOptions {
             (1..=STAGING_RECORD_COUNT_MAX).contains(&self.staging_record_count_max),
             "staging_record_count_max",
             "must be between 1 and 2^24",
+        )?;
+        check(
+            self.tail_cache_size_bytes <= STAGING_SIZE_BYTES_MAX,
+            "tail_cache_size_bytes",
+            "must be at most 1 GiB",
+        )?;
+        check(
+            self.tail_cache_record_count_max <= STAGING_RECORD_COUNT_MAX,
+            "tail_cache_record_count_max",
+            "must be at most 2^24",
+        )?;
+        check(
+            (self.tail_cache_size_bytes == 0) == (self.tail_cache_record_count_max == 0),
+            "tail_cache_record_count_max",
+            "must be 0 exactly when tail_cache_size_bytes is 0",
         )
     }
 }
@@ -294,6 +317,8 @@ mod tests {
         let options = SharedOptions {
             staging_size_bytes: 2000,
             staging_record_count_max: 4,
+            tail_cache_size_bytes: 0,
+            tail_cache_record_count_max: 0,
         };
         (config, options)
     }

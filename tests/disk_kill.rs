@@ -396,6 +396,7 @@ fn kill_child_shared() {
     let options = SharedOptions {
         staging_size_bytes: 64 * 1024,
         staging_record_count_max: 64,
+        ..SharedOptions::default()
     };
     let shared = SharedLog::open(log, options).expect("open shared log");
     std::thread::scope(|scope| {

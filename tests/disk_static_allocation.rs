@@ -129,6 +129,8 @@ fn no_allocation_after_open_with_producers_on_disk() {
     let options = SharedOptions {
         staging_size_bytes: 32 * 1024,
         staging_record_count_max: 32,
+        tail_cache_size_bytes: 64 * 1024,
+        tail_cache_record_count_max: 256,
     };
     let shared = SharedLog::open(log, options).unwrap();
     let before = ALLOCATIONS.load(Ordering::SeqCst);

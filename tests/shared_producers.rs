@@ -27,6 +27,9 @@ fn options() -> SharedOptions {
     SharedOptions {
         staging_size_bytes: 24 * 1024,
         staging_record_count_max: 16,
+        // Smaller than what the readers read, so that they cross from the log to the ring.
+        tail_cache_size_bytes: 8 * 1024,
+        tail_cache_record_count_max: 32,
     }
 }
 
@@ -344,5 +347,57 @@ fn the_committer_attests_an_idle_log() {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
+    shared.close().unwrap();
+}
+
+/// Readers copy the records the tail cache holds without the log's lock: they read while
+/// another thread holds it (as a commit does across its write and sync), and a record the
+/// cache evicted is read from the log once the lock is free.
+#[test]
+fn tail_readers_read_while_the_log_is_held() {
+    let shared = SharedLog::open(
+        Log::open(config(), MemStorage::new(4096)).unwrap(),
+        options(),
+    )
+    .unwrap();
+    // The ring holds 32 records: the last 32 of these 40.
+    for index in 0..40u8 {
+        shared.append(&[index; 100], Durability::Wait).unwrap();
+    }
+    let (ring_reader, log_reader) = (shared.reader(8).unwrap(), shared.reader(0).unwrap());
+    let (held, read) = (std::sync::mpsc::channel(), std::sync::mpsc::channel());
+    std::thread::scope(|scope| {
+        let (held_receiver, read_sender) = (held.1, read.0);
+        scope.spawn(move || {
+            let mut reader = ring_reader;
+            held_receiver.recv().unwrap();
+            let mut buffer = [0u8; 100];
+            for lsn in 8..40 {
+                let found = reader.next(&mut buffer).unwrap();
+                assert_eq!(found, Some((lsn, 100)));
+                assert_eq!(buffer, [lsn as u8; 100]);
+            }
+            read_sender.send(()).unwrap();
+        });
+        shared
+            .with_storage(|_| {
+                held.0.send(()).unwrap();
+                // A failure detector, not a timing: a reader that needs the lock never sends.
+                read.1
+                    .recv_timeout(Duration::from_secs(300))
+                    .expect("a reader of the tail cache waited for the log's lock");
+            })
+            .unwrap();
+    });
+    let mut reader = log_reader;
+    let mut buffer = [0u8; 100];
+    for lsn in 0..40 {
+        assert_eq!(reader.next(&mut buffer).unwrap(), Some((lsn, 100)));
+        assert_eq!(buffer, [lsn as u8; 100]);
+    }
+    assert_eq!(reader.next(&mut buffer).unwrap(), None);
+    let (hits, misses) = shared.tail_cache_hits_and_misses();
+    assert_eq!(hits, 32 + 32, "each reader read 8..40 from the ring");
+    assert!(misses >= 8, "0..8 were evicted: {misses} misses");
     shared.close().unwrap();
 }

@@ -35,6 +35,8 @@ fn no_allocation_after_open_with_producers_and_readers() {
     let options = SharedOptions {
         staging_size_bytes: 32 * 1024,
         staging_record_count_max: 32,
+        tail_cache_size_bytes: 64 * 1024,
+        tail_cache_record_count_max: 256,
     };
     let shared = SharedLog::open(log, options).unwrap();
     let lsn_end = shared_common::shared_workload(&shared, &COUNTING, 2, 6);
@@ -49,5 +51,7 @@ fn no_allocation_after_open_with_producers_and_readers() {
         0,
         "allocations after open"
     );
+    let (hits, _) = shared.tail_cache_hits_and_misses();
+    assert!(hits > 0, "the reader read the tail cache");
     shared.close().unwrap();
 }

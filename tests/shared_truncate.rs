@@ -15,6 +15,9 @@ fn shared_new() -> SharedLog<MemStorage> {
     let options = SharedOptions {
         staging_size_bytes: 64 * 1024,
         staging_record_count_max: 64,
+        // Small, so that truncations cut a ring that has wrapped and evicted.
+        tail_cache_size_bytes: 4096,
+        tail_cache_record_count_max: 16,
     };
     SharedLog::open(log, options).unwrap()
 }

@@ -49,6 +49,9 @@ pub struct Seeds {
     pub workload: ChaCha8Rng,
     /// Chooses crash moments.
     pub crash: ChaCha8Rng,
+    /// Draws the tail cache's limits and drives the simulated tail readers: a stream of its
+    /// own, so that they leave every other draw of a seed as it was.
+    pub readers: ChaCha8Rng,
 }
 
 impl Seeds {
@@ -61,6 +64,7 @@ impl Seeds {
             storage: next(),
             workload: next(),
             crash: next(),
+            readers: next(),
         }
     }
 }

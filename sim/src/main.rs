@@ -143,6 +143,7 @@ struct Tally {
     group_commits: u64,
     group_records: u64,
     group_crashes: u64,
+    tail_hits: u64,
     nondeterministic: Vec<u64>,
 }
 
@@ -160,6 +161,7 @@ impl Tally {
         self.group_commits += outcome.group_commits;
         self.group_records += outcome.group_records;
         self.group_crashes += outcome.group_crashes;
+        self.tail_hits += outcome.tail_hits;
         if digest_again.is_some_and(|digest| digest != outcome.digest) {
             self.nondeterministic.push(outcome.seed);
         }
@@ -238,10 +240,12 @@ fn summary(tally: &Tally, start: Instant) -> ExitCode {
         tally.corruptions_reported
     );
     println!(
-        "simulated producers: {} group commits, {:.1} records per group, {} cut by a crash",
+        "simulated producers: {} group commits, {:.1} records per group, {} cut by a crash; \
+         tail readers: {} records read from the tail cache",
         tally.group_commits,
         tally.group_records as f64 / tally.group_commits.max(1) as f64,
-        tally.group_crashes
+        tally.group_crashes,
+        tally.tail_hits
     );
     println!("{:<12} {:>10} {:>12}", "fault", "seeds on", "times fired");
     let mut silent = Vec::new();

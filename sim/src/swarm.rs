@@ -247,6 +247,9 @@ fn shared_draw(rng: &mut ChaCha8Rng, config: &Config) -> SharedWorkload {
         options: SharedOptions {
             staging_size_bytes: staging,
             staging_record_count_max: rng.random_range(1..=64),
+            // Drawn with the tail readers (`world::readers`), from their own stream.
+            tail_cache_size_bytes: 0,
+            tail_cache_record_count_max: 0,
         },
         durable_rate: rng.random_range(0.0..1.0),
         commit_weight: rng.random_range(1..40),

@@ -15,6 +15,8 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
+mod readers;
+
 /// Why a seed failed; each class has its own exit code.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {
@@ -63,6 +65,8 @@ pub struct Outcome {
     pub group_records: u64,
     /// Group commits a crash cut in the middle.
     pub group_crashes: u64,
+    /// Records the simulated tail readers read from the tail cache, each checked.
+    pub tail_hits: u64,
 }
 
 /// The oracle's model of the log.
@@ -147,6 +151,8 @@ const OPERATIONS: [Operation; 12] = [
 /// Simulated producers on the group-commit core, and what the oracle knows of them.
 struct Producers {
     staging: Staging,
+    /// The tail cache, filled and cut as `SharedLog` fills and cuts it.
+    tail: ballast_log::tail::TailCache,
     spare: Batch,
     /// Content ids of the staged records, in LSN order from the log's next LSN.
     staged_ids: Vec<u64>,
@@ -200,6 +206,7 @@ struct World {
     group_commits: u64,
     group_records: u64,
     group_crashes: u64,
+    readers: readers::TailReaders,
 }
 
 type Checked = Result<(), Failure>;
@@ -211,7 +218,8 @@ fn wrong(message: String) -> Failure {
 /// Runs one seed to the end and reports what happened.
 pub fn run(seed: u64) -> Outcome {
     let mut seeds = Seeds::split(seed);
-    let swarm = Swarm::draw(&mut seeds.swarm);
+    let mut swarm = Swarm::draw(&mut seeds.swarm);
+    let readers = readers::TailReaders::draw(seeds.readers, &mut swarm);
     let disk = SimDisk::new(
         seeds.storage,
         swarm.faults.clone(),
@@ -241,6 +249,7 @@ pub fn run(seed: u64) -> Outcome {
         group_commits: 0,
         group_records: 0,
         group_crashes: 0,
+        readers,
         swarm,
     };
     let result = panic::catch_unwind(AssertUnwindSafe(|| world.run()));
@@ -266,6 +275,7 @@ pub fn run(seed: u64) -> Outcome {
         group_commits: world.group_commits,
         group_records: world.group_records,
         group_crashes: world.group_crashes,
+        tail_hits: world.readers.hits,
     }
 }
 
@@ -327,6 +337,7 @@ impl World {
             if self.disk.borrow().crashed() {
                 self.crash_point()?;
             }
+            self.tail_readers_step()?;
         }
         self.finish()
     }
@@ -516,6 +527,12 @@ impl World {
         let count = shared.producers as usize;
         self.producers = Some(Producers {
             staging: Staging::new(&shared.options, log.config(), log.next_lsn()),
+            tail: ballast_log::tail::TailCache::new(
+                shared.options.tail_cache_size_bytes,
+                shared.options.tail_cache_record_count_max,
+                log.next_lsn(),
+                log.durable_lsn(),
+            ),
             spare: Batch::new(&shared.options),
             staged_ids: Vec::new(),
             staged_bytes: 0,
@@ -595,7 +612,12 @@ impl World {
         producers.staged_bytes = 0;
         let log = self.log.as_mut().expect("log open");
         let durable_before = log.durable_lsn();
+        producers.tail.follow(log.first_lsn(), log.next_lsn());
+        producers.tail.append_batch(&producers.spare);
         let result = staging::commit(log, &mut producers.spare, lsn_wanted);
+        if result.is_ok() {
+            producers.tail.durable_set(log.durable_lsn());
+        }
         let (next, durable) = (log.next_lsn(), log.durable_lsn());
         let placed = (next - self.model.next()) as usize;
         if placed > taken.len() || (result.is_ok() && placed != taken.len()) {

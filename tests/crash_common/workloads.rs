@@ -396,6 +396,7 @@ fn shared(writer: &mut Writer) {
     let options = SharedOptions {
         staging_size_bytes: 64 * 1024,
         staging_record_count_max: 256,
+        ..SharedOptions::default()
     };
     let shared = SharedLog::open(log, options).expect("open shared log");
     let (seed, tag) = (writer.seed, writer.generation().tag);

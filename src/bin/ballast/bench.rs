@@ -492,6 +492,8 @@ struct ProducersRun {
     latency: Histogram<u64>,
     /// Records the tail readers yielded, summed over readers.
     reader_records: u64,
+    /// Reads the tail cache served, and reads that missed it.
+    tail_hits_and_misses: (u64, u64),
 }
 
 impl Default for ProducersRun {
@@ -502,6 +504,7 @@ impl Default for ProducersRun {
             commits: 0,
             latency: histogram(),
             reader_records: 0,
+            tail_hits_and_misses: (0, 0),
         }
     }
 }
@@ -513,6 +516,8 @@ impl ProducersRun {
         self.commits += other.commits;
         self.latency.add(&other.latency).expect("same bounds");
         self.reader_records += other.reader_records;
+        self.tail_hits_and_misses.0 += other.tail_hits_and_misses.0;
+        self.tail_hits_and_misses.1 += other.tail_hits_and_misses.1;
     }
 }
 
@@ -631,9 +636,12 @@ fn producers_bench(
             quantile_us(&read.latency, 0.99),
             quantile_us(&read.latency, 0.999)
         );
+        let (hits, misses) = read.tail_hits_and_misses;
         println!(
-            "tail readers: every one saw every record once, in order ({} records read in all)",
-            read.reader_records
+            "tail readers: every one saw every record once, in order ({} records read in all); \
+             tail cache hit ratio {:.3} ({hits} hits, {misses} misses)",
+            read.reader_records,
+            hits as f64 / (hits + misses).max(1) as f64
         );
     }
     println!();
@@ -718,6 +726,7 @@ fn producers_case(
         commits: shared.commits_durable(),
         latency,
         reader_records,
+        tail_hits_and_misses: shared.tail_cache_hits_and_misses(),
     };
     assert_eq!(shared.durable_lsn(), run.records);
     shared.close().map_err(|error| error.to_string())?;

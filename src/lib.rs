@@ -93,6 +93,7 @@ mod log;
 pub mod planted;
 mod read;
 pub mod recovery;
+mod sectors;
 mod segments;
 mod shared;
 pub mod staging;

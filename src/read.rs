@@ -98,9 +98,24 @@ impl ReadCache {
                 && (self.offset_bytes..=cached_end).contains(&start)
                 && carry + self.step_bytes <= self.buffer.len()
                 && carry + self.step_bytes >= needed;
+            let end = (offset_bytes + size_bytes as u64).next_multiple_of(sector);
+            let extends = !scanning
+                && self.segment == segment
+                && self.size_bytes > 0
+                && (self.offset_bytes..=cached_end).contains(&start)
+                && self.base + (end - self.offset_bytes) as usize <= self.buffer.len();
             self.verified = None;
             if follows {
                 self.load_next(storage, segment, segment_size_bytes, start)?;
+            } else if extends {
+                // A point read that runs past the window (a record that crosses into the
+                // next sector) reads only what is missing, after it.
+                let at = self.base + self.size_bytes;
+                let missing = (end - cached_end) as usize;
+                storage
+                    .read(segment, cached_end, &mut self.buffer[at..at + missing])
+                    .map_err(read_error(segment, cached_end))?;
+                self.size_bytes += missing;
             } else {
                 let window = self
                     .window_bytes

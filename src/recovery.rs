@@ -363,6 +363,7 @@ impl<S: Storage> Scan<'_, S> {
                         header.continues(),
                         header.checksum_header,
                     );
+                    self.sectors_note(table, segment_index, offset_bytes, &header)?;
                     self.accept(&header, summary);
                     offset_bytes += u64::from(header.size_bytes);
                     if self.cut.is_some() && self.cut == self.chain.checksum_previous {
@@ -506,6 +507,28 @@ impl<S: Storage> Scan<'_, S> {
             clean: self.clean_matched,
             discarded: self.discarded,
         }
+    }
+
+    /// Notes the sectors of a block just accepted in the sector table, from the bytes that
+    /// passed its checks (still in the read buffer).
+    fn sectors_note(
+        &mut self,
+        table: &mut SegmentTable,
+        segment_index: usize,
+        offset_bytes: u64,
+        header: &BlockHeader,
+    ) -> Result<()> {
+        let size = header.size_bytes as usize;
+        let start = self.cache.load(
+            self.storage,
+            self.segments[segment_index],
+            self.config.segment_size_bytes,
+            offset_bytes,
+            size,
+        )?;
+        let block = &self.cache.bytes()[start..start + size];
+        table.sectors_note(segment_index, offset_bytes, block, header);
+        Ok(())
     }
 
     fn accept(&mut self, header: &BlockHeader, summary: BodySummary) {

@@ -6,6 +6,8 @@
 //! end of the written data has an entry, and finding a record reads at most about one block
 //! of headers past the entry.
 
+use crate::format::BlockHeader;
+use crate::sectors::{SectorEntry, Sectors};
 use crate::storage::SegmentId;
 use crate::Lsn;
 
@@ -35,6 +37,8 @@ impl IndexEntry {
 struct Segment {
     id: SegmentId,
     index_len: u32,
+    /// Sectors from the segment's start that the sector table describes.
+    sectors_len: u32,
 }
 
 pub(crate) struct SegmentTable {
@@ -44,10 +48,21 @@ pub(crate) struct SegmentTable {
     index: Vec<IndexEntry>,
     slots_per_segment: usize,
     block_size_bytes: u64,
+    /// One entry per sector of every slot (empty when the table is off).
+    sector_entries: Vec<SectorEntry>,
+    sectors_per_segment: usize,
+    sectors: Sectors,
 }
 
 impl SegmentTable {
-    pub fn new(count_max: u32, slots_per_segment: usize, block_size_bytes: u32) -> SegmentTable {
+    /// A table of `count_max` segments, with `slots_per_segment` index entries each and,
+    /// if `sectors_per_segment` is not 0, a sector table of `sector_size_bytes` sectors.
+    pub fn new(
+        count_max: u32,
+        slots_per_segment: usize,
+        block_size_bytes: u32,
+        (sectors_per_segment, sector_size_bytes): (usize, u32),
+    ) -> SegmentTable {
         assert!(count_max >= 2 && slots_per_segment >= 1);
         SegmentTable {
             ring: vec![Segment::default(); count_max as usize],
@@ -56,6 +71,11 @@ impl SegmentTable {
             index: vec![IndexEntry::default(); count_max as usize * slots_per_segment],
             slots_per_segment,
             block_size_bytes: u64::from(block_size_bytes),
+            sector_entries: vec![SectorEntry::default(); count_max as usize * sectors_per_segment],
+            sectors_per_segment,
+            sectors: Sectors {
+                sector_size_bytes: sector_size_bytes as usize,
+            },
         }
     }
 
@@ -88,7 +108,11 @@ impl SegmentTable {
         assert!(!self.is_full());
         assert!(self.len == 0 || id > self.last(), "segments out of order");
         let position = (self.head + self.len) % self.ring.len();
-        self.ring[position] = Segment { id, index_len: 0 };
+        self.ring[position] = Segment {
+            id,
+            index_len: 0,
+            sectors_len: 0,
+        };
         self.len += 1;
     }
 
@@ -170,6 +194,7 @@ impl SegmentTable {
     pub fn index_reset(&mut self, index: usize) {
         let position = self.ring_position(index);
         self.ring[position].index_len = 0;
+        self.ring[position].sectors_len = 0;
     }
 
     /// Records the checksum of a block sealed after it was noted, if it is the entry of its
@@ -197,6 +222,60 @@ impl SegmentTable {
         for entry in &mut self.index[start..start + len] {
             entry.key = entry.key.min(key_max);
         }
+        let segment = self.ring[position];
+        let sectors = self.sectors_range(position, segment.sectors_len as usize);
+        self.sectors
+            .clamp(&mut self.sector_entries[sectors], segment.id, key_max);
+    }
+
+    fn sectors_range(&self, position: usize, len: usize) -> std::ops::Range<usize> {
+        let start = position * self.sectors_per_segment;
+        start..start + len
+    }
+
+    /// Notes the sectors of a block whose bytes are known right (sealed by the writer, or
+    /// accepted by recovery) in the sector table, if it is on.
+    pub fn sectors_note(
+        &mut self,
+        index: usize,
+        offset_bytes: u64,
+        block: &[u8],
+        header: &BlockHeader,
+    ) {
+        if self.sectors_per_segment == 0 {
+            return;
+        }
+        let position = self.ring_position(index);
+        let segment = self.ring[position];
+        let first = (offset_bytes / self.sectors.sector_size_bytes as u64) as usize;
+        let entries = self.sectors_range(position, self.sectors_per_segment);
+        let len = self.sectors.note(
+            &mut self.sector_entries[entries],
+            segment.sectors_len as usize,
+            segment.id,
+            first,
+            block,
+            header,
+        );
+        self.ring[position].sectors_len = len as u32;
+    }
+
+    /// The sector of segment `index` where record `lsn` starts, and its entry, if the sector
+    /// table knows.
+    pub fn sectors_locate(&self, index: usize, lsn: Lsn) -> Option<(usize, SectorEntry)> {
+        let position = self.ring_position(index);
+        let segment = self.ring[position];
+        let entries = self.sectors_range(position, segment.sectors_len as usize);
+        self.sectors
+            .locate(&self.sector_entries[entries], segment.id, lsn)
+    }
+
+    /// The entry of sector `sector` of segment `index`, if the table holds one.
+    pub fn sector_entry(&self, index: usize, sector: usize) -> Option<SectorEntry> {
+        let position = self.ring_position(index);
+        let len = self.ring[position].sectors_len as usize;
+        let entry = self.sector_entries[self.sectors_range(position, len)].get(sector)?;
+        entry.valid().then_some(*entry)
     }
 
     /// The offset of a block at or before the one where record `lsn` starts, from which a walk
@@ -216,7 +295,7 @@ mod tests {
 
     #[test]
     fn ring_find_and_pop() {
-        let mut table = SegmentTable::new(3, 4, 4096);
+        let mut table = SegmentTable::new(3, 4, 4096, (0, 4096));
         table.push(0);
         table.push(10);
         table.push(20);
@@ -233,7 +312,7 @@ mod tests {
 
     #[test]
     fn locate_finds_the_block_a_record_starts_in() {
-        let mut table = SegmentTable::new(2, 8, 4096);
+        let mut table = SegmentTable::new(2, 8, 4096, (0, 4096));
         table.push(0);
         // Slot 0: records 0..; slot 1: record 5 starts; slot 2 and 3: continuations of 5;
         // slot 4: record 6.

@@ -116,6 +116,8 @@ impl ConfigChoice {
                 .then_some(u64::from(self.flush_timeout_us) * 1000),
             attest_idle_ns: None,
             recovery_mode: mode(self.point_in_time),
+            // From a bit of an existing field, so that the corpus decodes as before.
+            sector_table: self.segment_count & 0x80 == 0,
         };
         assert_eq!(
             config.validate(),

@@ -288,6 +288,8 @@ fn config_draw(rng: &mut ChaCha8Rng) -> Config {
         } else {
             RecoveryMode::PointInTime
         },
+        // Drawn with the tail readers (`world::readers`), from their own stream.
+        sector_table: true,
     }
 }
 

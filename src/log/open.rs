@@ -121,6 +121,7 @@ impl<S: Storage> Log<S> {
                 config.segment_count_max,
                 config.index_slots_per_segment(),
                 config.block_size_bytes,
+                (config.sectors_per_segment(), config.sector_size_bytes),
             ),
             cache: ReadCache::new(
                 config.read_buffer_size_bytes,

@@ -55,9 +55,14 @@ impl<S: Storage> Log<S> {
         if lsn < self.lsn_first || lsn >= self.lsn_next {
             return Err(self.out_of_range(lsn));
         }
-        let position = self.locate(lsn)?;
-        self.cache.window_set(self.config.block_size_bytes as usize);
-        let (found, _) = self.record_find(lsn, position)?;
+        let found = match self.sector_find(lsn)? {
+            Some(found) => found,
+            None => {
+                let position = self.locate(lsn)?;
+                self.cache.window_set(self.config.block_size_bytes as usize);
+                self.record_find(lsn, position)?.0
+            }
+        };
         let data = self.found_bytes(found);
         if buffer.len() < data.len() {
             return Err(Error::BufferTooSmall {
@@ -105,6 +110,104 @@ impl<S: Storage> Log<S> {
             lsn,
             data: self.found_bytes(found),
         }))
+    }
+
+    /// Finds record `lsn` through the sector table, loading and checking only the sectors
+    /// it spans. `None` when the table cannot say, or the record is still in the write buffer
+    /// or in flight, or spans blocks: the block path reads it then.
+    fn sector_find(&mut self, lsn: Lsn) -> Result<Option<Found>> {
+        let index = self.table.find(lsn).ok_or_else(|| self.out_of_range(lsn))?;
+        let Some((sector, entry)) = self.table.sectors_locate(index, lsn) else {
+            return Ok(None);
+        };
+        let segment = self.table.id(index);
+        let size = self.config.sector_size_bytes as usize;
+        let writer = &self.writer;
+        let buffered = writer.buffer.is_some()
+            && segment == self.table.last()
+            && (sector * size) as u64 + size as u64 > writer.buffer_offset_bytes;
+        if buffered {
+            return Ok(None);
+        }
+        // The record's sector, and the next ones if its last frame runs on and the record
+        // may be that frame's: one read on a miss.
+        let first_bytes = entry.sectors_for(segment, lsn) * size;
+        let Some(start) = self.sectors_load(index, segment, sector, 0, first_bytes)? else {
+            return Ok(None);
+        };
+        let mut at = entry.frame_at().expect("a located sector has a frame");
+        let mut lsn_frame = segment + u64::from(entry.key / 2);
+        // Frames before the record's own start in the same sector.
+        while at + FRAME <= size {
+            let (kind, data_size) = format::frame_decode(&self.cache.bytes()[start + at..]);
+            let data_size = data_size as usize;
+            let frame_lsn = lsn_frame;
+            if matches!(kind, FragmentKind::Full | FragmentKind::Last) {
+                lsn_frame += 1;
+            }
+            if frame_lsn < lsn {
+                at += FRAME + data_size;
+                continue;
+            }
+            if frame_lsn > lsn || kind != FragmentKind::Full {
+                return Ok(None);
+            }
+            let loaded = self.sectors_load(index, segment, sector, at + FRAME, data_size)?;
+            return Ok(loaded.map(|start| Found::Cache {
+                start,
+                size: data_size,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Loads `size_bytes` from `at` bytes past the start of sector `sector` of segment
+    /// `index` (whole sectors, one read on a miss) and checks each sector against the sector
+    /// table; returns where the bytes start in the read buffer, or `None` if a sector has no
+    /// entry or is being written.
+    fn sectors_load(
+        &mut self,
+        index: usize,
+        segment: SegmentId,
+        sector: usize,
+        at: usize,
+        size_bytes: usize,
+    ) -> Result<Option<usize>> {
+        let size = self.config.sector_size_bytes as usize;
+        let first = sector + at / size;
+        let last = sector + (at + size_bytes.max(1) - 1) / size;
+        if (first..=last).any(|sector| self.table.sector_entry(index, sector).is_none()) {
+            return Ok(None);
+        }
+        let (offset, len) = ((first * size) as u64, (last - first + 1) * size);
+        if self.inflight_overlaps(segment, offset, len as u64) {
+            return Ok(None);
+        }
+        self.cache.window_set(len);
+        let start = self.cache.load(
+            &mut self.storage,
+            segment,
+            self.config.segment_size_bytes,
+            offset,
+            len,
+        )?;
+        for (number, bytes) in
+            (first..=last).zip(self.cache.bytes()[start..start + len].chunks_exact(size))
+        {
+            let entry = self
+                .table
+                .sector_entry(index, number)
+                .expect("checked above");
+            let unchecked = crate::planted::active("sector-checksum-unchecked");
+            if format::checksum(bytes) != entry.checksum && !unchecked {
+                return Err(Error::Corruption {
+                    segment,
+                    offset_bytes: (number * size) as u64,
+                    kind: CorruptionKind::BodyChecksum,
+                });
+            }
+        }
+        Ok(Some(start + at % size))
     }
 
     fn found_bytes(&self, found: Found) -> &[u8] {

@@ -147,6 +147,9 @@ impl<S: Storage> Log<S> {
         let last = self.table.len() - 1;
         self.table
             .index_seal(last, block_offset, self.checksum_previous);
+        let header = writer.block_header;
+        self.table
+            .sectors_note(last, block_offset, &buffer[start..start + size], &header);
         writer.buffer_used_bytes += size;
         writer.block_offset_bytes += size as u64;
         writer.block_fill_bytes = 0;

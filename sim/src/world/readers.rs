@@ -29,8 +29,10 @@ pub(super) struct TailReaders {
 
 impl TailReaders {
     /// Draws the readers, and the tail cache's limits into the swarm's shared workload (a
-    /// seed without simulated producers has neither).
+    /// seed without simulated producers has neither); and whether the log keeps a sector
+    /// table (the readers' stream draws everything that came after the other streams).
     pub fn draw(mut rng: ChaCha8Rng, swarm: &mut Swarm) -> TailReaders {
+        swarm.config.sector_table = rng.random_bool(0.8);
         let mut positions = Vec::new();
         if let Some(shared) = &mut swarm.workload.shared {
             let options = &mut shared.options;

@@ -92,6 +92,11 @@ pub struct Config {
     /// sectors of its record, about one 4 KiB read for a small one, instead of a whole block.
     /// Off, point reads load whole blocks.
     pub sector_table: bool,
+    /// Bytes of the sector cache: sectors that point reads loaded and checked, kept under
+    /// CLOCK so that warm point reads copy from memory (whole sectors; 0 disables it). Only
+    /// point reads through the sector table use it; scans and cursors read through the read
+    /// buffer.
+    pub cache_size_bytes: u64,
 }
 
 impl Default for Config {
@@ -111,6 +116,7 @@ impl Default for Config {
             attest_idle_ns: Some(ATTEST_IDLE_NS_DEFAULT),
             recovery_mode: RecoveryMode::Strict,
             sector_table: true,
+            cache_size_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -283,7 +289,18 @@ impl Config {
         let sectors = u64::from(self.segment_count_max)
             * self.sectors_per_segment() as u64
             * std::mem::size_of::<crate::sectors::SectorEntry>() as u64;
-        write + read + record + index + sectors
+        write + read + record + index + sectors + self.cache_memory_size_bytes()
+    }
+
+    /// The sector cache's frames, its keys and counts, and its lookup table (twice as many
+    /// buckets as frames, rounded up to a power of two).
+    fn cache_memory_size_bytes(&self) -> u64 {
+        let frames = self.cache_size_bytes / u64::from(self.sector_size_bytes);
+        let buckets = match frames {
+            0 => 0,
+            frames => (2 * frames).next_power_of_two(),
+        };
+        frames * (u64::from(self.sector_size_bytes) + 16 + 1) + buckets * 4
     }
 }
 

@@ -93,6 +93,7 @@ mod log;
 pub mod planted;
 mod read;
 pub mod recovery;
+mod sector_cache;
 mod sectors;
 mod segments;
 mod shared;

@@ -197,6 +197,13 @@ fn io_error(
 }
 
 impl<S: Storage> Log<S> {
+    /// Point reads the sector cache served whole, and point reads through the sector table
+    /// that went to storage, since the log opened (`Config::cache_size_bytes`): `hits /
+    /// (hits + misses)` is its hit ratio. Reads the read buffer already held count as neither.
+    pub fn cache_hits_and_misses(&self) -> (u64, u64) {
+        (self.cache.sectors.hits, self.cache.sectors.misses)
+    }
+
     /// What recovery found when the log was opened.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.report

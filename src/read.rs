@@ -2,6 +2,7 @@
 
 use crate::error::{CorruptionKind, Error, IoOperation, Result};
 use crate::format::{self, BlockHeader, HeaderRead, BLOCK_HEADER_SIZE_BYTES};
+use crate::sector_cache::SectorCache;
 use crate::storage::{AlignedBuffer, SegmentId, Storage};
 
 /// Steps a scan asks storage to read ahead of the window.
@@ -30,10 +31,17 @@ pub(crate) struct ReadCache {
     /// The last block whose body was verified while in the buffer, with what it holds: a scan
     /// that yields its records one call at a time checks it once, not once per record.
     verified: Option<(SegmentId, u64, format::BodySummary)>,
+    /// Sectors point reads loaded and checked, kept beyond the window (`Config::cache_size_bytes`).
+    pub sectors: SectorCache,
 }
 
 impl ReadCache {
-    pub fn new(size_bytes: u32, sector_size_bytes: u32, block_size_bytes: u32) -> ReadCache {
+    pub fn new(
+        size_bytes: u32,
+        sector_size_bytes: u32,
+        block_size_bytes: u32,
+        cache_size_bytes: u64,
+    ) -> ReadCache {
         assert!(size_bytes >= block_size_bytes);
         let step_bytes = if size_bytes >= 2 * block_size_bytes {
             (size_bytes - block_size_bytes) as usize
@@ -50,6 +58,69 @@ impl ReadCache {
             window_bytes: size_bytes as usize,
             step_bytes,
             verified: None,
+            sectors: SectorCache::new(cache_size_bytes, sector_size_bytes),
+        }
+    }
+
+    /// Where `[offset_bytes, offset_bytes + size_bytes)` of the segment starts in `bytes()`,
+    /// if the window holds it.
+    pub fn holds(&self, segment: SegmentId, offset_bytes: u64, size_bytes: usize) -> Option<usize> {
+        let cached_end = self.offset_bytes + self.size_bytes as u64;
+        let hit = self.segment == segment
+            && offset_bytes >= self.offset_bytes
+            && offset_bytes + size_bytes as u64 <= cached_end;
+        hit.then(|| (offset_bytes - self.offset_bytes) as usize)
+    }
+
+    /// Makes the window the sectors `[offset_bytes, offset_bytes + size_bytes)` (whole
+    /// sectors) of the segment from the sector cache, if it holds them all; returns where
+    /// they start. A use of each, counted as a hit; else counted as a miss.
+    pub fn window_from_sectors(
+        &mut self,
+        segment: SegmentId,
+        offset_bytes: u64,
+        size_bytes: usize,
+    ) -> Option<usize> {
+        let sector = self.buffer.alignment_bytes();
+        let first = offset_bytes / sector as u64;
+        let count = size_bytes / sector;
+        let held =
+            (first..first + count as u64).all(|number| self.sectors.contains(segment, number));
+        if !held || size_bytes > self.buffer.len() {
+            self.sectors.misses += 1;
+            return None;
+        }
+        self.sectors.hits += 1;
+        for index in 0..count {
+            let bytes = self
+                .sectors
+                .get(segment, first + index as u64)
+                .expect("held");
+            self.buffer[index * sector..(index + 1) * sector].copy_from_slice(bytes);
+        }
+        self.segment = segment;
+        self.base = 0;
+        self.offset_bytes = offset_bytes;
+        self.size_bytes = size_bytes;
+        self.verified = None;
+        Some(0)
+    }
+
+    /// Puts the checked sectors `[offset_bytes, offset_bytes + size_bytes)` of the segment,
+    /// which the window holds from `start`, in the sector cache.
+    pub fn sectors_keep(
+        &mut self,
+        segment: SegmentId,
+        offset_bytes: u64,
+        size_bytes: usize,
+        start: usize,
+    ) {
+        let sector = self.buffer.alignment_bytes();
+        let first = offset_bytes / sector as u64;
+        for index in 0..size_bytes / sector {
+            let at = start + index * sector;
+            self.sectors
+                .insert(segment, first + index as u64, &self.buffer[at..at + sector]);
         }
     }
 
@@ -62,6 +133,9 @@ impl ReadCache {
     /// Forgets what the buffer holds of `segment` from `offset_bytes` on, because it is about
     /// to change on storage.
     pub fn invalidate(&mut self, segment: SegmentId, offset_bytes: u64, size_bytes: u64) {
+        if !crate::planted::active("sector-cache-kept-on-write") {
+            self.sectors.invalidate(segment, offset_bytes, size_bytes);
+        }
         let cached_end = self.offset_bytes + self.size_bytes as u64;
         let overlaps = offset_bytes < cached_end && self.offset_bytes < offset_bytes + size_bytes;
         if self.segment == segment && overlaps {
@@ -400,7 +474,7 @@ mod tests {
 
     fn scan_check(block: usize) {
         let mut storage = Recorder::new();
-        let mut cache = ReadCache::new(BUFFER, SECTOR, BLOCK);
+        let mut cache = ReadCache::new(BUFFER, SECTOR, BLOCK, 0);
         let mut offset = 0;
         while offset + block as u64 <= SEGMENT {
             load(&mut cache, &mut storage, offset, block);
@@ -444,7 +518,7 @@ mod tests {
     #[test]
     fn a_point_read_loads_one_block_and_only_an_overlapping_write_drops_it() {
         let mut storage = Recorder::new();
-        let mut cache = ReadCache::new(BUFFER, SECTOR, BLOCK);
+        let mut cache = ReadCache::new(BUFFER, SECTOR, BLOCK, 0);
         cache.window_set(BLOCK as usize);
         let at = 64 * 1024;
         load(&mut cache, &mut storage, at, SECTOR as usize);
@@ -473,7 +547,7 @@ mod tests {
     #[test]
     fn a_scan_reloads_a_whole_window_after_a_write_drops_it() {
         let mut storage = Recorder::new();
-        let mut cache = ReadCache::new(BUFFER, SECTOR, BLOCK);
+        let mut cache = ReadCache::new(BUFFER, SECTOR, BLOCK, 0);
         load(&mut cache, &mut storage, 0, BLOCK as usize);
         cache.invalidate(1, 0, u64::from(SECTOR));
         load(&mut cache, &mut storage, 0, BLOCK as usize);

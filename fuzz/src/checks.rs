@@ -118,6 +118,7 @@ impl ConfigChoice {
             recovery_mode: mode(self.point_in_time),
             // From a bit of an existing field, so that the corpus decodes as before.
             sector_table: self.segment_count & 0x80 == 0,
+            cache_size_bytes: u64::from(self.read_buffer_sectors / 4 % 4) * u64::from(sector) * 2,
         };
         assert_eq!(
             config.validate(),

@@ -290,6 +290,7 @@ fn config_draw(rng: &mut ChaCha8Rng) -> Config {
         },
         // Drawn with the tail readers (`world::readers`), from their own stream.
         sector_table: true,
+        cache_size_bytes: 0,
     }
 }
 

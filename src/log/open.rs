@@ -127,6 +127,7 @@ impl<S: Storage> Log<S> {
                 config.read_buffer_size_bytes,
                 config.sector_size_bytes,
                 config.block_size_bytes,
+                config.cache_size_bytes,
             ),
             record_buffer: vec![0; config.record_size_bytes_max as usize],
             buffers_free,

@@ -122,11 +122,7 @@ impl<S: Storage> Log<S> {
         };
         let segment = self.table.id(index);
         let size = self.config.sector_size_bytes as usize;
-        let writer = &self.writer;
-        let buffered = writer.buffer.is_some()
-            && segment == self.table.last()
-            && (sector * size) as u64 + size as u64 > writer.buffer_offset_bytes;
-        if buffered {
+        if self.sector_buffered(segment, sector) {
             return Ok(None);
         }
         // The record's sector, and the next ones if its last frame runs on and the record
@@ -149,16 +145,89 @@ impl<S: Storage> Log<S> {
                 at += FRAME + data_size;
                 continue;
             }
-            if frame_lsn > lsn || kind != FragmentKind::Full {
+            if frame_lsn > lsn || !matches!(kind, FragmentKind::Full | FragmentKind::First) {
                 return Ok(None);
             }
             let loaded = self.sectors_load(index, segment, sector, at + FRAME, data_size)?;
-            return Ok(loaded.map(|start| Found::Cache {
-                start,
-                size: data_size,
-            }));
+            let Some(start) = loaded else {
+                return Ok(None);
+            };
+            if kind == FragmentKind::Full {
+                return Ok(Some(Found::Cache {
+                    start,
+                    size: data_size,
+                }));
+            }
+            // The record goes on in the next blocks, which start in the sectors right after.
+            let next = sector + (at + FRAME + data_size - 1) / size + 1;
+            return self.sector_continue(index, lsn, next, (start, data_size));
         }
         Ok(None)
+    }
+
+    /// Gathers a record that spans blocks, through the sector table: its first fragment is at
+    /// `first` in the read buffer, and the block that continues it starts at sector `next`.
+    /// Each continuing block's first frame is the record's next fragment, right after the
+    /// block's header; `None` sends the read to the block path.
+    fn sector_continue(
+        &mut self,
+        index: usize,
+        lsn: Lsn,
+        mut next: usize,
+        (first, first_size): (usize, usize),
+    ) -> Result<Option<Found>> {
+        if first_size > self.record_buffer.len() {
+            return Ok(None);
+        }
+        self.record_buffer[..first_size]
+            .copy_from_slice(&self.cache.bytes()[first..first + first_size]);
+        let mut have = first_size;
+        let segment = self.table.id(index);
+        let size = self.config.sector_size_bytes as usize;
+        let continuation = 2 * (lsn - segment) + 1;
+        loop {
+            let Some(entry) = self.table.sector_entry(index, next) else {
+                return Ok(None);
+            };
+            let follows = entry.frame_at() == Some(HEADER) && u64::from(entry.key) == continuation;
+            if !follows || self.sector_buffered(segment, next) {
+                return Ok(None);
+            }
+            let sectors = match entry.frames {
+                1 => 1 + usize::from(entry.spill),
+                _ => 1,
+            };
+            let Some(start) = self.sectors_load(index, segment, next, 0, sectors * size)? else {
+                return Ok(None);
+            };
+            let (kind, data_size) = format::frame_decode(&self.cache.bytes()[start + HEADER..]);
+            let data_size = data_size as usize;
+            if !matches!(kind, FragmentKind::Middle | FragmentKind::Last)
+                || have + data_size > self.record_buffer.len()
+            {
+                return Ok(None);
+            }
+            let data_at = HEADER + FRAME;
+            let Some(start) = self.sectors_load(index, segment, next, data_at, data_size)? else {
+                return Ok(None);
+            };
+            let data = &self.cache.bytes()[start..start + data_size];
+            self.record_buffer[have..have + data_size].copy_from_slice(data);
+            have += data_size;
+            if kind == FragmentKind::Last {
+                return Ok(Some(Found::Assembled { size: have }));
+            }
+            next += (data_at + data_size - 1) / size + 1;
+        }
+    }
+
+    /// Whether sector `sector` of `segment` is in the write buffer, not yet on storage.
+    fn sector_buffered(&self, segment: SegmentId, sector: usize) -> bool {
+        let size = u64::from(self.config.sector_size_bytes);
+        let writer = &self.writer;
+        writer.buffer.is_some()
+            && segment == self.table.last()
+            && (sector as u64 + 1) * size > writer.buffer_offset_bytes
     }
 
     /// Loads `size_bytes` from `at` bytes past the start of sector `sector` of segment
@@ -183,14 +252,22 @@ impl<S: Storage> Log<S> {
         if self.inflight_overlaps(segment, offset, len as u64) {
             return Ok(None);
         }
-        self.cache.window_set(len);
-        let start = self.cache.load(
-            &mut self.storage,
-            segment,
-            self.config.segment_size_bytes,
-            offset,
-            len,
-        )?;
+        let (start, loaded) = match self.cache.holds(segment, offset, len) {
+            Some(start) => (start, false),
+            None => match self.cache.window_from_sectors(segment, offset, len) {
+                // Checked when they went into the sector cache.
+                Some(start) => return Ok(Some(start + at % size)),
+                None => {
+                    self.cache.window_set(len);
+                    let storage = &mut self.storage;
+                    let segment_size = self.config.segment_size_bytes;
+                    let start = self
+                        .cache
+                        .load(storage, segment, segment_size, offset, len)?;
+                    (start, true)
+                }
+            },
+        };
         for (number, bytes) in
             (first..=last).zip(self.cache.bytes()[start..start + len].chunks_exact(size))
         {
@@ -206,6 +283,9 @@ impl<S: Storage> Log<S> {
                     kind: CorruptionKind::BodyChecksum,
                 });
             }
+        }
+        if loaded {
+            self.cache.sectors_keep(segment, offset, len, start);
         }
         Ok(Some(start + at % size))
     }

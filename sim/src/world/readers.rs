@@ -30,9 +30,16 @@ pub(super) struct TailReaders {
 impl TailReaders {
     /// Draws the readers, and the tail cache's limits into the swarm's shared workload (a
     /// seed without simulated producers has neither); and whether the log keeps a sector
-    /// table (the readers' stream draws everything that came after the other streams).
+    /// table, and its sector cache's size (the readers' stream draws everything that came
+    /// after the other streams).
     pub fn draw(mut rng: ChaCha8Rng, swarm: &mut Swarm) -> TailReaders {
         swarm.config.sector_table = rng.random_bool(0.8);
+        // A sector cache of a few sectors, so that it evicts all the time, in most seeds.
+        let sector = u64::from(swarm.config.sector_size_bytes);
+        swarm.config.cache_size_bytes = match rng.random_bool(0.8) {
+            true => sector * rng.random_range(1..=32),
+            false => 0,
+        };
         let mut positions = Vec::new();
         if let Some(shared) = &mut swarm.workload.shared {
             let options = &mut shared.options;

@@ -155,6 +155,61 @@ fn demo_on_disk_survives_a_real_kill() {
     assert!(stdout.contains("verified"), "{stdout}");
 }
 
+/// `bench --reads`: every case beside the raw reads alternated with it; the warm pass with
+/// the cache on finds every sector the cold pass loaded, and with the cache off none.
+#[test]
+fn bench_reads_reports_cold_and_warm_with_the_cache_on_and_off() {
+    let dir = ScratchDir::new("cli-bench-reads");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ballast"));
+    command
+        .args([
+            "bench",
+            "--reads",
+            "200",
+            "--size-bytes",
+            "8388608",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .env_remove("RUST_LOG");
+    let output = wait_common::output(&mut command, b"", "ballast bench").expect("run ballast");
+    let stdout = success(&output);
+    let cells = |prefix: &str| -> Vec<String> {
+        let line = stdout
+            .lines()
+            .find(|line| line.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no row {prefix:?} in\n{stdout}"));
+        line.split('|')
+            .map(|cell| cell.trim().to_string())
+            .collect()
+    };
+    for cache in ["cache 16 MiB", "cache off"] {
+        let raw = cells(&format!(
+            "| raw 4 KiB O_DIRECT random pread, alternated with the cold reads ({cache})"
+        ));
+        assert!(raw[2].parse::<f64>().unwrap() > 0.0, "{stdout}");
+        for pass in ["cold", "warm"] {
+            let row = cells(&format!("| {pass} 1 KiB point reads, {cache}"));
+            assert!(row[3].parse::<f64>().unwrap() > 0.0, "{stdout}");
+        }
+    }
+    assert_eq!(
+        cells("| warm 1 KiB point reads, cache 16 MiB")[6],
+        "1.000",
+        "{stdout}"
+    );
+    assert_eq!(
+        cells("| warm 1 KiB point reads, cache off")[6],
+        "0.000",
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "{stdout}"
+    );
+}
+
 #[test]
 fn bench_producers_reports_every_case_against_both_references() {
     let dir = ScratchDir::new("cli-bench");

@@ -19,6 +19,11 @@
 //!   marking them written. Each case starts after `syncfs` and a pause. Targets: durable
 //!   records/s at least 0.8 x (raw syncs/s x mean group size), commit p99 at most 3 x one raw
 //!   sync (its p50); the verdict is given against each reference.
+//! - With `--reads N`: point reads by LSN, cold and warm, with the sector cache on and off,
+//!   against raw 4 KiB `O_DIRECT` random reads (`reads`).
+
+#[path = "bench/reads.rs"]
+mod reads;
 
 use ballast_log::storage::{AlignedBuffer, DirectOptions, DirectStorage, IoMode};
 use ballast_log::{Config, Durability, Log, SharedLog, SharedOptions};
@@ -63,6 +68,13 @@ pub struct BenchArgs {
     /// the producers' rate against the run without readers.
     #[arg(long, value_name = "N", default_value_t = 0, requires = "producers", value_parser = clap::value_parser!(u32).range(0..=64))]
     readers: u32,
+
+    /// Measure point reads instead: write a read set of `--size-bytes` of 1 KiB records,
+    /// then read this many LSNs drawn at random, cold (the log just opened) and warm (the
+    /// same LSNs again), with the sector cache on and off, next to as many raw 4 KiB
+    /// O_DIRECT random reads of the same files; reports the cache's hit ratio.
+    #[arg(long, value_name = "N", conflicts_with = "producers", value_parser = clap::value_parser!(u32).range(1..))]
+    reads: Option<u32>,
 
     /// The log's fill-ahead (`DirectOptions::fill_ahead_size_bytes`): zeros kept written past
     /// its last write while it syncs often; 0 turns it off, to compare.
@@ -126,6 +138,9 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
     let pool = record_pool();
     if let Some(producers) = args.producers {
         return producers_bench(&scratch.path, args, producers, &pool);
+    }
+    if let Some(reads) = args.reads {
+        return reads::reads_bench(&scratch.path, args, reads);
     }
     println!();
     println!("| case | log | raw O_DIRECT | log / raw |");

@@ -15,6 +15,8 @@ pub const SECTOR_SIZE_BYTES_MAX: u32 = 64 * 1024;
 pub const BLOCK_SIZE_BYTES_MAX: u32 = 16 * 1024 * 1024;
 /// Largest segment: block offsets inside a segment are stored as `u32`.
 pub const SEGMENT_SIZE_BYTES_MAX: u64 = 1 << 31;
+/// The largest sector cache (`Config::cache_size_bytes`): 1 TiB.
+pub const CACHE_SIZE_BYTES_MAX: u64 = 1 << 40;
 /// Largest record: records are read into one buffer allocated at open.
 pub const RECORD_SIZE_BYTES_MAX: u32 = 256 * 1024 * 1024;
 /// Most write buffers (writes in flight at once).
@@ -241,6 +243,11 @@ impl Config {
                 && self.read_buffer_size_bytes >= self.block_size_bytes,
             "read_buffer_size_bytes",
             "must be a multiple of sector_size_bytes and at least block_size_bytes",
+        )?;
+        check(
+            self.cache_size_bytes <= CACHE_SIZE_BYTES_MAX,
+            "cache_size_bytes",
+            "must be at most 1 TiB",
         )
     }
 
@@ -316,7 +323,7 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         type Mutation = fn(&mut Config);
-        let cases: [(Mutation, &str); 9] = [
+        let cases: [(Mutation, &str); 10] = [
             (|c| c.sector_size_bytes = 4000, "sector_size_bytes"),
             (|c| c.block_size_bytes = 5000, "block_size_bytes"),
             (|c| c.segment_size_bytes = 100_000, "segment_size_bytes"),
@@ -335,6 +342,7 @@ mod tests {
                 |c| c.record_size_bytes_max = 64 << 20,
                 "record_size_bytes_max",
             ),
+            (|c| c.cache_size_bytes = 2 << 40, "cache_size_bytes"),
         ];
         for (mutate, field) in cases {
             let mut config = Config::default();

@@ -45,6 +45,11 @@ pub(crate) struct SectorEntry {
     pub spill: u8,
 }
 
+const _: () = assert!(
+    std::mem::size_of::<SectorEntry>() == 12,
+    "12 bytes per sector"
+);
+
 impl SectorEntry {
     /// Whether the entry describes its sector.
     pub fn valid(&self) -> bool {

@@ -221,6 +221,8 @@ fn bench_producers_reports_every_case_against_both_references() {
             "3",
             "--readers",
             "2",
+            "--replica-behind-bytes",
+            "1048576",
             "--samples",
             "100",
             "--dir",
@@ -262,6 +264,14 @@ fn bench_producers_reports_every_case_against_both_references() {
         2 * 3 * 96
     );
     assert!(stdout.contains(&reads), "{stdout}");
+    // The replica's run: 1 MiB of 1 KiB records before the producers, then theirs.
+    let cells = row("| 3 producer(s) while 1 replica catches up from LSN 0 (1 MiB behind)");
+    assert!(cells[2].parse::<f64>().unwrap() > 0.0, "{stdout}");
+    let replica = format!(
+        "replica: saw every record once, in order ({} records read in all",
+        8 * (1024 + 3 * 12)
+    );
+    assert!(stdout.contains(&replica), "{stdout}");
     assert!(stdout.contains("against fresh blocks"), "{stdout}");
     // The scratch files are gone: only the directory the test made is left.
     assert_eq!(

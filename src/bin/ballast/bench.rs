@@ -18,7 +18,9 @@
 //!   segments are made) and on blocks written before, which the filesystem syncs without
 //!   marking them written. Each case starts after `syncfs` and a pause. Targets: durable
 //!   records/s at least 0.8 x (raw syncs/s x mean group size), commit p99 at most 3 x one raw
-//!   sync (its p50); the verdict is given against each reference.
+//!   sync (its p50); the verdict is given against each reference. `--readers R` adds a run
+//!   with R tail readers following the producers, `--replica-behind-bytes` one with a replica
+//!   catching up from LSN 0.
 //! - With `--reads N`: point reads by LSN, cold and warm, with the sector cache on and off,
 //!   against raw 4 KiB `O_DIRECT` random reads (`reads`).
 
@@ -68,6 +70,18 @@ pub struct BenchArgs {
     /// the producers' rate against the run without readers.
     #[arg(long, value_name = "N", default_value_t = 0, requires = "producers", value_parser = clap::value_parser!(u32).range(0..=64))]
     readers: u32,
+
+    /// With `--producers`: also run the producers while one replica catches up: this many
+    /// bytes of 1 KiB records are appended before they start, and a `TailReader` reads the
+    /// log from LSN 0 to their end, checking every record's place; reports the producers'
+    /// rate against the run without readers.
+    #[arg(
+        long = "replica-behind-bytes",
+        value_name = "BYTES",
+        default_value_t = 0,
+        requires = "producers"
+    )]
+    replica_behind_bytes: u64,
 
     /// Measure point reads instead: write a read set of `--size-bytes` of 1 KiB records,
     /// then read this many LSNs drawn at random, cold (the log just opened) and warm (the
@@ -552,6 +566,8 @@ fn producers_bench(
     let mut one = ProducersRun::default();
     let mut many = ProducersRun::default();
     let mut read = ProducersRun::default();
+    let mut replica = ProducersRun::default();
+    let replica_behind = args.replica_behind_bytes / PRODUCER_RECORD_SIZE_BYTES as u64;
     let segment_size_bytes = Config::default().segment_size_bytes;
     for round in 0..PRODUCER_ROUNDS {
         let samples = args.samples / PRODUCER_ROUNDS;
@@ -579,7 +595,7 @@ fn producers_bench(
         one.add(&producers_case(
             &name("producers-1"),
             args,
-            (1, 0),
+            (1, 0, 0),
             samples,
             pool,
         )?);
@@ -587,7 +603,7 @@ fn producers_bench(
         many.add(&producers_case(
             &name("producers-n"),
             args,
-            (producers, 0),
+            (producers, 0, 0),
             samples,
             pool,
         )?);
@@ -596,7 +612,17 @@ fn producers_bench(
             read.add(&producers_case(
                 &name("producers-n-readers"),
                 args,
-                (producers, args.readers),
+                (producers, args.readers, 0),
+                samples,
+                pool,
+            )?);
+        }
+        if replica_behind > 0 {
+            settle(scratch);
+            replica.add(&producers_case(
+                &name("producers-n-replica"),
+                args,
+                (producers, 1, replica_behind),
                 samples,
                 pool,
             )?);
@@ -659,6 +685,25 @@ fn producers_bench(
             hits as f64 / (hits + misses).max(1) as f64
         );
     }
+    if replica_behind > 0 {
+        let rate = |run: &ProducersRun| run.records as f64 * 1e9 / run.elapsed_ns as f64;
+        println!(
+            "| {producers} producer(s) while 1 replica catches up from LSN 0 ({} behind) | {:.0} | {:.1} | x {:.2} of {producers} producer(s) alone | | {:.0} us | {:.0} us | {:.0} us |",
+            crate::size_human(args.replica_behind_bytes),
+            rate(&replica),
+            replica.records as f64 / replica.commits.max(1) as f64,
+            rate(&replica) / rate(&many),
+            quantile_us(&replica.latency, 0.5),
+            quantile_us(&replica.latency, 0.99),
+            quantile_us(&replica.latency, 0.999)
+        );
+        let (hits, misses) = replica.tail_hits_and_misses;
+        println!(
+            "replica: saw every record once, in order ({} records read in all: {hits} from the \
+             tail cache, {misses} through the log)",
+            replica.reader_records
+        );
+    }
     println!();
     let verdict = |met: bool| if met { "met" } else { "NOT met" };
     println!(
@@ -671,19 +716,26 @@ fn producers_bench(
 }
 
 /// `producers` threads each append `records_each` 1 KiB records to one shared log, waiting
-/// for each to be durable, while `readers` tail readers follow the log from its start.
+/// for each to be durable, while `readers` tail readers follow the log from its start, after
+/// `behind` records were appended before the producers started (a replica catching up).
 fn producers_case(
     dir: &Path,
     args: &BenchArgs,
-    (producers, readers): (u32, u32),
+    (producers, readers, behind): (u32, u32, u64),
     records_each: u32,
     pool: &[u8],
 ) -> Result<ProducersRun, String> {
-    let total_bytes = u64::from(producers) * u64::from(records_each) * 2048;
+    let total_bytes = (u64::from(producers) * u64::from(records_each) + behind) * 2048;
     let config =
         bench_config((total_bytes / Config::default().segment_size_bytes + 4).max(4) as u32);
     let storage = direct_storage(dir, &config, args)?;
-    let log = Log::open(config, storage).map_err(|error| error.to_string())?;
+    let mut log = Log::open(config, storage).map_err(|error| error.to_string())?;
+    for index in 0..behind {
+        let at = (index as usize * 61) % (pool.len() - PRODUCER_RECORD_SIZE_BYTES);
+        log.append(&pool[at..at + PRODUCER_RECORD_SIZE_BYTES])
+            .map_err(|error| error.to_string())?;
+    }
+    log.flush().map_err(|error| error.to_string())?;
     let shared =
         SharedLog::open(log, SharedOptions::default()).map_err(|error| error.to_string())?;
     let records = u64::from(producers) * u64::from(records_each);
@@ -692,7 +744,7 @@ fn producers_case(
         let followers: Vec<_> = (0..readers)
             .map(|_| {
                 let shared = &shared;
-                scope.spawn(move || tail_follow(shared, records))
+                scope.spawn(move || tail_follow(shared, behind + records))
             })
             .collect();
         let workers: Vec<_> = (0..producers)
@@ -743,7 +795,7 @@ fn producers_case(
         reader_records,
         tail_hits_and_misses: shared.tail_cache_hits_and_misses(),
     };
-    assert_eq!(shared.durable_lsn(), run.records);
+    assert_eq!(shared.durable_lsn(), behind + run.records);
     shared.close().map_err(|error| error.to_string())?;
     let _ = std::fs::remove_dir_all(dir);
     Ok(run)

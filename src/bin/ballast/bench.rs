@@ -666,17 +666,11 @@ fn producers_bench(
         }
     }
     if args.readers > 0 {
-        let rate = |run: &ProducersRun| run.records as f64 * 1e9 / run.elapsed_ns as f64;
-        println!(
-            "| {producers} producer(s) while {} tail reader(s) follow | {:.0} | {:.1} | x {:.2} of {producers} producer(s) alone | | {:.0} us | {:.0} us | {:.0} us |",
-            args.readers,
-            rate(&read),
-            read.records as f64 / read.commits.max(1) as f64,
-            rate(&read) / rate(&many),
-            quantile_us(&read.latency, 0.5),
-            quantile_us(&read.latency, 0.99),
-            quantile_us(&read.latency, 0.999)
+        let case = format!(
+            "{producers} producer(s) while {} tail reader(s) follow",
+            args.readers
         );
+        beside_row(&case, &read, &many);
         let (hits, misses) = read.tail_hits_and_misses;
         println!(
             "tail readers: every one saw every record once, in order ({} records read in all); \
@@ -686,17 +680,11 @@ fn producers_bench(
         );
     }
     if replica_behind > 0 {
-        let rate = |run: &ProducersRun| run.records as f64 * 1e9 / run.elapsed_ns as f64;
-        println!(
-            "| {producers} producer(s) while 1 replica catches up from LSN 0 ({} behind) | {:.0} | {:.1} | x {:.2} of {producers} producer(s) alone | | {:.0} us | {:.0} us | {:.0} us |",
-            crate::size_human(args.replica_behind_bytes),
-            rate(&replica),
-            replica.records as f64 / replica.commits.max(1) as f64,
-            rate(&replica) / rate(&many),
-            quantile_us(&replica.latency, 0.5),
-            quantile_us(&replica.latency, 0.99),
-            quantile_us(&replica.latency, 0.999)
+        let behind = crate::size_human(args.replica_behind_bytes);
+        let case = format!(
+            "{producers} producer(s) while 1 replica catches up from LSN 0 ({behind} behind)"
         );
+        beside_row(&case, &replica, &many);
         let (hits, misses) = replica.tail_hits_and_misses;
         println!(
             "replica: saw every record once, in order ({} records read in all: {hits} from the \
@@ -713,6 +701,21 @@ fn producers_bench(
         verdict(met[1])
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A row for the producers' run beside readers: its rate against the producers alone.
+fn beside_row(case: &str, run: &ProducersRun, alone: &ProducersRun) {
+    let rate = |run: &ProducersRun| run.records as f64 * 1e9 / run.elapsed_ns as f64;
+    let quantile_us = |quantile| run.latency.value_at_quantile(quantile) as f64 / 1e3;
+    println!(
+        "| {case} | {:.0} | {:.1} | x {:.2} of the producers alone | | {:.0} us | {:.0} us | {:.0} us |",
+        rate(run),
+        run.records as f64 / run.commits.max(1) as f64,
+        rate(run) / rate(alone),
+        quantile_us(0.5),
+        quantile_us(0.99),
+        quantile_us(0.999)
+    );
 }
 
 /// `producers` threads each append `records_each` 1 KiB records to one shared log, waiting

@@ -107,7 +107,7 @@ impl ReadCache {
     }
 
     /// Puts the checked sectors `[offset_bytes, offset_bytes + size_bytes)` of the segment,
-    /// which the window holds from `start`, in the sector cache.
+    /// which `bytes()` holds from `start`, in the sector cache.
     pub fn sectors_keep(
         &mut self,
         segment: SegmentId,
@@ -118,7 +118,7 @@ impl ReadCache {
         let sector = self.buffer.alignment_bytes();
         let first = offset_bytes / sector as u64;
         for index in 0..size_bytes / sector {
-            let at = start + index * sector;
+            let at = self.base + start + index * sector;
             self.sectors
                 .insert(segment, first + index as u64, &self.buffer[at..at + sector]);
         }

@@ -65,6 +65,10 @@ impl TailCache {
     /// A ring of `size_bytes` and `record_count_max` records (both 0: disabled, every read
     /// of a durable record misses), empty, whose first record will be `lsn_next`, over a log
     /// durable up to `lsn_durable`.
+    ///
+    /// # Panics
+    ///
+    /// If exactly one of the limits is 0, or `lsn_durable` is past `lsn_next`.
     pub fn new(
         size_bytes: u32,
         record_count_max: u32,
@@ -100,8 +104,12 @@ impl TailCache {
         )
     }
 
-    /// Appends the record at `lsn`, which must follow the last one, evicting the oldest to
-    /// make room. A record larger than the ring empties it.
+    /// Appends the record at `lsn`, evicting the oldest to make room. A record larger than the
+    /// ring empties it.
+    ///
+    /// # Panics
+    ///
+    /// If `lsn` is not [`lsn_end`](TailCache::lsn_end): the ring follows the log exactly.
     pub fn append(&mut self, lsn: Lsn, data: &[u8]) {
         assert_eq!(lsn, self.lsn_end, "the ring follows the log");
         self.lsn_end = lsn + 1;
@@ -167,8 +175,12 @@ impl TailCache {
     }
 
     /// A suffix truncation dropped every record from `lsn` on: the next appended record has
-    /// `lsn`.
+    /// `lsn`. Never raises the durable watermark.
     pub fn cut(&mut self, lsn: Lsn) {
+        if lsn == self.lsn_end {
+            self.lsn_durable = self.lsn_durable.min(lsn);
+            return;
+        }
         if lsn <= self.lsn_oldest || lsn > self.lsn_end {
             self.restart_keeping_first(lsn);
             return;
@@ -193,10 +205,14 @@ impl TailCache {
         self.lsn_first = lsn;
     }
 
+    /// Empties the ring at `lsn`. The durable watermark only comes down: a commit that failed
+    /// part way (`LogFull`) cuts the ring below what it held, and the ring must not call
+    /// durable what the shared log does not (a reader would find the record neither in the
+    /// ring nor, yet, in the log, and ask again at once).
     fn restart_keeping_first(&mut self, lsn: Lsn) {
         self.lsn_oldest = lsn;
         self.lsn_end = lsn;
-        self.lsn_durable = lsn;
+        self.lsn_durable = self.lsn_durable.min(lsn);
     }
 
     /// The log stopped after an IO failure: the ring serves nothing more.
@@ -299,6 +315,11 @@ mod tests {
             tail.append(lsn, &record(lsn, 10));
         }
         tail.durable_set(20);
+        tail.cut(20);
+        assert_eq!(
+            (tail.lsn_end(), tail.read(19, &mut [0; 64])),
+            (20, TailRead::Hit(10))
+        );
         tail.cut(15);
         assert_eq!(tail.lsn_end(), 15);
         assert_eq!(tail.read(15, &mut [0; 64]), TailRead::NotYet);
@@ -316,6 +337,23 @@ mod tests {
         tail.append(100, &record(100, 3));
         tail.durable_set(101);
         hit(&tail, 100, 3);
+    }
+
+    /// A commit that fails part way cuts the ring below what it held: the ring empties, and
+    /// its durable watermark stays where the shared log's is (found in review: it rose to the
+    /// cut, and a reader at the shared watermark asked again and again without sleeping).
+    #[test]
+    fn a_cut_never_raises_the_durable_watermark() {
+        let mut tail = TailCache::new(1000, 100, 10, 5);
+        for lsn in 10..13 {
+            tail.append(lsn, &record(lsn, 10));
+        }
+        tail.cut(10);
+        assert!(!tail.durable_passes(5) && !tail.durable_passes(9));
+        assert_eq!(tail.read(7, &mut [0; 64]), TailRead::NotYet);
+        tail.append(10, &record(10, 10));
+        tail.durable_set(11);
+        hit(&tail, 10, 10);
     }
 
     /// A record larger than the ring passes through it and leaves it empty; a stopped ring and

@@ -124,6 +124,9 @@ pub struct Log<S: Storage> {
     cache: ReadCache,
     /// Reassembles records that span blocks.
     record_buffer: Vec<u8>,
+    /// The LSN the last point read returned: the next read of the one after it is a read in
+    /// LSN order, and loads ahead.
+    read_lsn_last: Option<Lsn>,
     buffers_free: Vec<AlignedBuffer>,
     writer: Writer,
     /// Writes in flight, in submission order (a ring).

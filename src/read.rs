@@ -174,6 +174,7 @@ impl ReadCache {
                 && carry + self.step_bytes >= needed;
             let end = (offset_bytes + size_bytes as u64).next_multiple_of(sector);
             let extends = !scanning
+                && self.window_bytes <= needed
                 && self.segment == segment
                 && self.size_bytes > 0
                 && (self.offset_bytes..=cached_end).contains(&start)

@@ -130,6 +130,7 @@ impl<S: Storage> Log<S> {
                 config.cache_size_bytes,
             ),
             record_buffer: vec![0; config.record_size_bytes_max as usize],
+            read_lsn_last: None,
             buffers_free,
             writer: Writer {
                 buffer: None,

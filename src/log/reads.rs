@@ -63,6 +63,7 @@ impl<S: Storage> Log<S> {
                 self.record_find(lsn, position)?.0
             }
         };
+        self.read_lsn_last = Some(lsn);
         let data = self.found_bytes(found);
         if buffer.len() < data.len() {
             return Err(Error::BufferTooSmall {
@@ -128,7 +129,15 @@ impl<S: Storage> Log<S> {
         // The record's sector, and the next ones if its last frame runs on and the record
         // may be that frame's: one read on a miss.
         let first_bytes = entry.sectors_for(segment, lsn) * size;
-        let Some(start) = self.sectors_load(index, segment, sector, 0, first_bytes)? else {
+        // Reads in LSN order load a block's worth ahead, as the block path would; a later
+        // read checks what it takes of it.
+        let sequential = self.read_lsn_last.is_some_and(|last| last + 1 == lsn);
+        let window = match sequential {
+            true => first_bytes.max(self.config.block_size_bytes as usize),
+            false => first_bytes,
+        };
+        let loaded = self.sectors_load(index, segment, sector, (0, first_bytes), window)?;
+        let Some(start) = loaded else {
             return Ok(None);
         };
         let mut at = entry.frame_at().expect("a located sector has a frame");
@@ -148,7 +157,8 @@ impl<S: Storage> Log<S> {
             if frame_lsn > lsn || !matches!(kind, FragmentKind::Full | FragmentKind::First) {
                 return Ok(None);
             }
-            let loaded = self.sectors_load(index, segment, sector, at + FRAME, data_size)?;
+            let range = (at + FRAME, data_size);
+            let loaded = self.sectors_load(index, segment, sector, range, data_size)?;
             let Some(start) = loaded else {
                 return Ok(None);
             };
@@ -197,7 +207,8 @@ impl<S: Storage> Log<S> {
                 1 => 1 + usize::from(entry.spill),
                 _ => 1,
             };
-            let Some(start) = self.sectors_load(index, segment, next, 0, sectors * size)? else {
+            let range = (0, sectors * size);
+            let Some(start) = self.sectors_load(index, segment, next, range, range.1)? else {
                 return Ok(None);
             };
             let (kind, data_size) = format::frame_decode(&self.cache.bytes()[start + HEADER..]);
@@ -208,7 +219,8 @@ impl<S: Storage> Log<S> {
                 return Ok(None);
             }
             let data_at = HEADER + FRAME;
-            let Some(start) = self.sectors_load(index, segment, next, data_at, data_size)? else {
+            let range = (data_at, data_size);
+            let Some(start) = self.sectors_load(index, segment, next, range, data_size)? else {
                 return Ok(None);
             };
             let data = &self.cache.bytes()[start..start + data_size];
@@ -231,16 +243,16 @@ impl<S: Storage> Log<S> {
     }
 
     /// Loads `size_bytes` from `at` bytes past the start of sector `sector` of segment
-    /// `index` (whole sectors, one read on a miss) and checks each sector against the sector
-    /// table; returns where the bytes start in the read buffer, or `None` if a sector has no
-    /// entry or is being written.
+    /// `index` (whole sectors, one read of at least `window_bytes` on a miss) and checks each
+    /// sector of the range against the sector table; returns where the bytes start in the
+    /// read buffer, or `None` if a sector has no entry or is being written.
     fn sectors_load(
         &mut self,
         index: usize,
         segment: SegmentId,
         sector: usize,
-        at: usize,
-        size_bytes: usize,
+        (at, size_bytes): (usize, usize),
+        window_bytes: usize,
     ) -> Result<Option<usize>> {
         if size_bytes == 0 && !crate::planted::active("sector-empty-record-loads-next") {
             // Nothing to load: an empty record's bytes may start where the next sector does,
@@ -263,7 +275,7 @@ impl<S: Storage> Log<S> {
                 // Checked when they went into the sector cache.
                 Some(start) => return Ok(Some(start + at % size)),
                 None => {
-                    self.cache.window_set(len);
+                    self.cache.window_set(window_bytes.max(len));
                     let storage = &mut self.storage;
                     let segment_size = self.config.segment_size_bytes;
                     let start = self

@@ -155,6 +155,23 @@ fn demo_on_disk_survives_a_real_kill() {
     assert!(stdout.contains("verified"), "{stdout}");
 }
 
+/// Runs `ballast bench`, which must succeed; its standard output.
+fn bench_output(command: &mut Command) -> String {
+    let output = wait_common::output(command, b"", "ballast bench").expect("run ballast");
+    success(&output)
+}
+
+/// The cells of the table row of `stdout` that starts with `prefix`.
+fn table_row(stdout: &str, prefix: &str) -> Vec<String> {
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no row {prefix:?} in\n{stdout}"));
+    line.split('|')
+        .map(|cell| cell.trim().to_string())
+        .collect()
+}
+
 /// `bench --reads`: every case beside the raw reads alternated with it; the warm pass with
 /// the cache on finds every sector the cold pass loaded, and with the cache off none.
 #[test]
@@ -172,17 +189,8 @@ fn bench_reads_reports_cold_and_warm_with_the_cache_on_and_off() {
         ])
         .arg(dir.path())
         .env_remove("RUST_LOG");
-    let output = wait_common::output(&mut command, b"", "ballast bench").expect("run ballast");
-    let stdout = success(&output);
-    let cells = |prefix: &str| -> Vec<String> {
-        let line = stdout
-            .lines()
-            .find(|line| line.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no row {prefix:?} in\n{stdout}"));
-        line.split('|')
-            .map(|cell| cell.trim().to_string())
-            .collect()
-    };
+    let stdout = bench_output(&mut command);
+    let cells = |prefix: &str| table_row(&stdout, prefix);
     for cache in ["cache 16 MiB", "cache off"] {
         let raw = cells(&format!(
             "| raw 4 KiB O_DIRECT random pread, alternated with the cold reads ({cache})"
@@ -229,17 +237,8 @@ fn bench_producers_reports_every_case_against_both_references() {
         ])
         .arg(dir.path())
         .env_remove("RUST_LOG");
-    let output = wait_common::output(&mut command, b"", "ballast bench").expect("run ballast");
-    let stdout = success(&output);
-    let row = |prefix: &str| -> Vec<String> {
-        let line = stdout
-            .lines()
-            .find(|line| line.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no row {prefix:?} in\n{stdout}"));
-        line.split('|')
-            .map(|cell| cell.trim().to_string())
-            .collect()
-    };
+    let stdout = bench_output(&mut command);
+    let row = |prefix: &str| table_row(&stdout, prefix);
     for reference in ["fresh blocks", "written blocks"] {
         let cells = row(&format!(
             "| raw 4 KiB O_DIRECT pwrite + fdatasync, {reference}"
